@@ -1,0 +1,952 @@
+//! The catalogue: DCAT-AP 3 datasets in a persistent Oxigraph store, validated against the
+//! project's shapes, searchable through a derived full-text index and queryable with SPARQL.
+//!
+//! Storage layout, two RocksDB stores:
+//! - `data_dir/catalog` holds only public data: each dataset's description in its own named
+//!   graph `urn:agora:local:{id}` (federated peers will get `urn:agora:peer:{peer}:{id}`), so
+//!   replacing or deleting a dataset is one graph operation and shared nodes (publishers)
+//!   never leak between datasets. The public SPARQL endpoint reads checkpoints of this store.
+//! - `data_dir/catalog-private` holds the node's bookkeeping: who published what, where its
+//!   data lives. It is never checkpointed for SPARQL, so no query can reach it (Oxigraph's
+//!   union default graph includes every graph of a store, so separation must be physical).
+//!
+//! A publish writes the private record, then the public graph; a delete removes the public
+//! graph, then the record. Each step is an Oxigraph transaction, and RocksDB's write-ahead log
+//! makes an acknowledged write survive `kill -9`. A crash between the two steps leaves a
+//! private record without a public graph (never acknowledged); [`Catalog::open`] removes it.
+
+mod export;
+mod ingest;
+mod model;
+mod search;
+mod shapes;
+pub mod sparql;
+mod vocab;
+
+pub use export::{ExportFormat, JsonLdContext, serialize};
+pub use ingest::{IngestLimits, UploadSyntax};
+pub use model::{DatasetSummary, terms};
+pub use search::{FACETS, SearchItem, SearchQuery, SearchResults};
+pub use shapes::{Finding, Severity};
+
+use crate::clock::SharedClock;
+use ingest::KnownContext;
+use model::{as_subject, single_dataset};
+use oxigraph::model::vocab::{rdf, xsd};
+use oxigraph::model::{
+    Graph, GraphName, GraphNameRef, Literal, NamedNode, NamedNodeRef, NamedOrBlankNode,
+    NamedOrBlankNodeRef, Quad, QuadRef, Term, TermRef, Triple,
+};
+use oxigraph::store::Store;
+use search::SearchIndex;
+use shapes::ShapeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use terms::*;
+
+/// What went wrong in the catalogue, and whose fault it is: the `4xx`-style variants describe
+/// the caller's input; [`CatalogError::Internal`] is a fault of the node.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// No dataset with this id.
+    #[error("no dataset `{id}` in this catalogue")]
+    NotFound {
+        /// The id asked for.
+        id: String,
+    },
+    /// The caller may not change this dataset.
+    #[error("only the holder who published dataset `{id}` may change or delete it")]
+    NotOwner {
+        /// The dataset id.
+        id: String,
+    },
+    /// The body is larger than the node accepts.
+    #[error("the body is larger than {limit} bytes")]
+    TooLarge {
+        /// The cap in bytes.
+        limit: usize,
+    },
+    /// JSON nested deeper than the node accepts.
+    #[error("the JSON is nested deeper than {limit} levels")]
+    TooDeep {
+        /// The cap.
+        limit: usize,
+    },
+    /// More triples than one description may hold.
+    #[error("the description has more than {limit} triples")]
+    TooManyTriples {
+        /// The cap.
+        limit: usize,
+    },
+    /// A body in a syntax the node does not accept.
+    #[error(
+        "cannot read a dataset from `{found}`: send application/ld+json, text/turtle or application/n-triples"
+    )]
+    UnsupportedMediaType {
+        /// The `Content-Type` received.
+        found: String,
+    },
+    /// The body does not parse.
+    #[error("the description does not parse: {message}")]
+    Syntax {
+        /// The parser's message, with position.
+        message: String,
+    },
+    /// A request parameter is wrong.
+    #[error("{message}")]
+    BadRequest {
+        /// What is wrong and what is accepted.
+        message: String,
+    },
+    /// The description violates the DCAT-AP shapes.
+    #[error("the description violates {} DCAT-AP constraint(s)", violations.len())]
+    Invalid {
+        /// Every violation found.
+        violations: Vec<Finding>,
+    },
+    /// Another dataset already has this IRI.
+    #[error("another dataset already uses the IRI {iri}")]
+    Conflict {
+        /// The IRI.
+        iri: String,
+    },
+    /// A fault of the node (storage, index, broken ontology files).
+    #[error("internal catalogue error: {0}")]
+    Internal(String),
+}
+
+impl From<oxigraph::store::StorageError> for CatalogError {
+    fn from(e: oxigraph::store::StorageError) -> Self {
+        Self::Internal(format!("store: {e}"))
+    }
+}
+
+/// The catalogue's result type.
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
+
+/// The ontology files compiled into the binary: the node carries what it needs at run time.
+mod embedded {
+    pub const SHAPES_CORE: &str = include_str!("../../ontologies/dcat-ap-shapes.ttl");
+    pub const SHAPES_HEALTH: &str = include_str!("../../ontologies/healthdcat-ap-shapes.ttl");
+    pub const SHAPES_MOBILITY: &str = include_str!("../../ontologies/mobilitydcat-ap-shapes.ttl");
+    pub const VOCABULARIES: &str = include_str!("../../ontologies/vocabularies.ttl");
+    pub const CONTEXT: &str = include_str!("../../ontologies/context-v1.jsonld");
+    pub const CATALOG: &str = include_str!("../../ontologies/catalog.ttl");
+}
+
+/// The URL under which the node's own JSON-LD context is known to the ingest.
+pub const CONTEXT_URL: &str = "https://w3id.org/agora/context/v1.jsonld";
+
+static KNOWN_CONTEXTS: [KnownContext; 1] = [KnownContext {
+    url: CONTEXT_URL,
+    document: embedded::CONTEXT,
+}];
+
+/// Settings of a catalogue.
+#[derive(Debug, Clone)]
+pub struct CatalogOptions {
+    /// The node's base URL (no trailing slash): dataset IRIs are minted under it.
+    pub public_url: String,
+    /// Caps on uploads.
+    pub limits: IngestLimits,
+    /// Folders `file://` distributions may point into.
+    pub allow_roots: Vec<PathBuf>,
+}
+
+/// A dataset accepted into the catalogue.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Published {
+    /// The id in this catalogue.
+    pub id: String,
+    /// The dataset IRI.
+    pub iri: String,
+    /// Recommended properties that are missing or wrong: accepted, but worth fixing.
+    pub warnings: Vec<FindingView>,
+}
+
+/// A SHACL finding as the API shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct FindingView {
+    /// The node at fault.
+    pub focus_node: String,
+    /// The property.
+    pub path: String,
+    /// What to do.
+    pub message: String,
+    /// The offending value, if one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+impl From<&Finding> for FindingView {
+    fn from(f: &Finding) -> Self {
+        Self {
+            focus_node: f.focus_node.clone(),
+            path: f.path.clone(),
+            message: f.message.clone(),
+            value: f.value.clone(),
+        }
+    }
+}
+
+/// Where a dataset's data lives (private: never in the public graph).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConnectorRef {
+    /// A `file://` URL under an allowed root, or a pool path relative to the data directory.
+    pub location: String,
+    /// `parquet`, `csv` or `ndjson`.
+    pub format: String,
+}
+
+/// The catalogue of one node.
+pub struct Catalog {
+    store: Store,
+    private: Store,
+    index: SearchIndex,
+    shapes_core: ShapeSet,
+    shapes_health: ShapeSet,
+    shapes_mobility: ShapeSet,
+    vocabularies: Graph,
+    context: JsonLdContext,
+    options: CatalogOptions,
+    allow_roots: Vec<PathBuf>,
+    clock: SharedClock,
+    write_lock: Mutex<()>,
+    generation: AtomicU64,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("public_url", &self.options.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn local_graph(id: &str) -> NamedNode {
+    NamedNode::new_unchecked(format!("urn:agora:local:{id}"))
+}
+
+/// Whether `id` can name a dataset: 1–64 of `A-Z a-z 0-9 . _ -`, not starting with a dot.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+impl Catalog {
+    /// Opens (or creates) the catalogue under `data_dir`, reconciling the search index with
+    /// the store.
+    pub fn open(data_dir: &Path, options: CatalogOptions, clock: SharedClock) -> Result<Self> {
+        let internal = |e: String| CatalogError::Internal(e);
+        let store = Store::open(data_dir.join("catalog"))?;
+        let private = Store::open(data_dir.join("catalog-private"))?;
+        let index = SearchIndex::open(&data_dir.join("search"))?;
+        let mut shapes_core = ShapeSet::from_turtle("dcat-ap-shapes.ttl", embedded::SHAPES_CORE)
+            .map_err(|e| internal(e.to_string()))?;
+        // Sector shapes may refer to the core shapes (sh:node), so each sector set includes them.
+        let sector = |file: &str, source: &str| -> Result<ShapeSet> {
+            ShapeSet::from_turtle(file, source).map_err(|e| internal(e.to_string()))
+        };
+        let mut shapes_health = sector("healthdcat-ap-shapes.ttl", embedded::SHAPES_HEALTH)?;
+        shapes_health.merge(sector("dcat-ap-shapes.ttl", embedded::SHAPES_CORE)?);
+        let mut shapes_mobility = sector("mobilitydcat-ap-shapes.ttl", embedded::SHAPES_MOBILITY)?;
+        shapes_mobility.merge(sector("dcat-ap-shapes.ttl", embedded::SHAPES_CORE)?);
+        shapes_core.merge(ShapeSet::default());
+        let vocabularies = vocab::load(embedded::VOCABULARIES).map_err(internal)?;
+        let context = JsonLdContext::from_document(embedded::CONTEXT).map_err(internal)?;
+        let allow_roots = options
+            .allow_roots
+            .iter()
+            .filter_map(|root| root.canonicalize().ok())
+            .collect();
+        let catalog = Self {
+            store,
+            private,
+            index,
+            shapes_core,
+            shapes_health,
+            shapes_mobility,
+            vocabularies,
+            context,
+            options,
+            allow_roots,
+            clock,
+            write_lock: Mutex::new(()),
+            generation: AtomicU64::new(0),
+        };
+        catalog.remove_orphan_records()?;
+        catalog.reconcile_index()?;
+        Ok(catalog)
+    }
+
+    /// The underlying store, for the SPARQL snapshots.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A counter that moves after every committed write, so readers of snapshots know when
+    /// theirs is stale.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// The node's JSON-LD context.
+    pub fn context(&self) -> &JsonLdContext {
+        &self.context
+    }
+
+    /// Adds a folder `file://` distributions may point into.
+    pub fn allow_root(&mut self, root: &Path) {
+        if let Ok(root) = root.canonicalize() {
+            self.allow_roots.push(root);
+        }
+    }
+
+    /// Publishes a new dataset for `holder`. `id` is minted unless given (demo pools).
+    pub fn publish(
+        &self,
+        holder: &str,
+        body: &[u8],
+        syntax: UploadSyntax,
+        id: Option<&str>,
+    ) -> Result<Published> {
+        let id = match id {
+            Some(id) => id.to_owned(),
+            None => uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+        };
+        self.write(holder, &id, body, syntax, WriteMode::Create, None)
+    }
+
+    /// Publishes the demo pool `id` with its connector, replacing an older version.
+    pub fn publish_pool(
+        &self,
+        holder: &str,
+        id: &str,
+        description: &[u8],
+        connector: ConnectorRef,
+    ) -> Result<Published> {
+        self.write(
+            holder,
+            id,
+            description,
+            UploadSyntax::Turtle,
+            WriteMode::Upsert,
+            Some(connector),
+        )
+    }
+
+    /// Replaces dataset `id`; only its holder may.
+    pub fn replace(
+        &self,
+        holder: &str,
+        id: &str,
+        body: &[u8],
+        syntax: UploadSyntax,
+    ) -> Result<Published> {
+        self.write(holder, id, body, syntax, WriteMode::Replace, None)
+    }
+
+    fn write(
+        &self,
+        holder: &str,
+        id: &str,
+        body: &[u8],
+        syntax: UploadSyntax,
+        mode: WriteMode,
+        pool_connector: Option<ConnectorRef>,
+    ) -> Result<Published> {
+        if !is_valid_id(id) {
+            return Err(CatalogError::NotFound { id: id.to_owned() });
+        }
+        let base_iri = format!("{}/datasets/{id}", self.options.public_url);
+        let parsed = ingest::parse_description(
+            body,
+            syntax,
+            &base_iri,
+            self.options.limits,
+            &KNOWN_CONTEXTS,
+        )?;
+        let (mut graph, dataset) = name_dataset(parsed, &base_iri)?;
+        let connector = match pool_connector {
+            Some(connector) => Some(connector),
+            None => self.take_file_connector(&mut graph, dataset.as_ref())?,
+        };
+        vocab::enrich(&mut graph, &self.vocabularies);
+
+        let _guard = self
+            .write_lock
+            .lock()
+            .map_err(|_| CatalogError::Internal("catalogue writer poisoned".into()))?;
+        let graph_name = local_graph(id);
+        let existing = self.record(id)?;
+        match (&existing, mode) {
+            (Some(_), WriteMode::Create) => {
+                return Err(CatalogError::Conflict { iri: base_iri });
+            }
+            (None, WriteMode::Replace) => return Err(CatalogError::NotFound { id: id.into() }),
+            (Some(record), WriteMode::Replace) if record.holder != holder => {
+                return Err(CatalogError::NotOwner { id: id.into() });
+            }
+            _ => {}
+        }
+        if let Some(other) = self.graph_using_iri(dataset.as_ref())?
+            && other != graph_name
+        {
+            return Err(CatalogError::Conflict {
+                iri: dataset.as_str().to_owned(),
+            });
+        }
+        let now = self
+            .clock
+            .now()
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        let issued = existing
+            .as_ref()
+            .map(|r| r.issued.clone())
+            .unwrap_or_else(|| now.clone());
+        add_record(&mut graph, &base_iri, dataset.as_ref(), &issued, &now);
+
+        let findings = self.shapes_for(&graph).validate(&graph);
+        let (violations, warnings): (Vec<_>, Vec<_>) = findings
+            .into_iter()
+            .partition(|f| f.severity == Severity::Violation);
+        if !violations.is_empty() {
+            return Err(CatalogError::Invalid { violations });
+        }
+
+        self.write_record(
+            &graph_name,
+            &DatasetRecord {
+                id: id.to_owned(),
+                iri: dataset.as_str().to_owned(),
+                holder: holder.to_owned(),
+                issued: issued.clone(),
+                connector,
+            },
+        )?;
+        let mut transaction = self.store.start_transaction()?;
+        transaction.clear_graph(graph_name.as_ref())?;
+        for triple in graph.iter() {
+            transaction.insert(triple.in_graph(graph_name.as_ref()));
+        }
+        transaction.commit()?;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+
+        let summary = DatasetSummary::from_graph(&graph, id, dataset.as_ref(), "local");
+        self.index.apply(&[summary], &[])?;
+        Ok(Published {
+            id: id.to_owned(),
+            iri: dataset.as_str().to_owned(),
+            warnings: warnings.iter().map(FindingView::from).collect(),
+        })
+    }
+
+    /// Deletes dataset `id`; only its holder may.
+    pub fn delete(&self, holder: &str, id: &str) -> Result<()> {
+        let _guard = self
+            .write_lock
+            .lock()
+            .map_err(|_| CatalogError::Internal("catalogue writer poisoned".into()))?;
+        let record = self
+            .record(id)?
+            .ok_or_else(|| CatalogError::NotFound { id: id.into() })?;
+        if record.holder != holder {
+            return Err(CatalogError::NotOwner { id: id.into() });
+        }
+        let graph_name = local_graph(id);
+        self.store.remove_named_graph(graph_name.as_ref())?;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.remove_record(&graph_name)?;
+        self.index.apply(&[], &[id.to_owned()])?;
+        Ok(())
+    }
+
+    /// The private record of dataset `id`, if it exists.
+    pub fn record(&self, id: &str) -> Result<Option<DatasetRecord>> {
+        if !is_valid_id(id) {
+            return Ok(None);
+        }
+        let graph_name = local_graph(id);
+        let subject = NamedOrBlankNodeRef::from(graph_name.as_ref());
+        let value = |predicate| -> Result<Option<Term>> {
+            Ok(self
+                .private
+                .quads_for_pattern(
+                    Some(subject),
+                    Some(predicate),
+                    None,
+                    Some(GraphNameRef::DefaultGraph),
+                )
+                .next()
+                .transpose()?
+                .map(|q| q.object))
+        };
+        let Some(Term::Literal(holder)) = value(AGORA_HOLDER)? else {
+            return Ok(None);
+        };
+        let Some(Term::NamedNode(iri)) = value(AGORA_DATASET_IRI)? else {
+            return Err(CatalogError::Internal(format!(
+                "dataset {id} has no IRI record"
+            )));
+        };
+        let issued = match value(DCT_ISSUED)? {
+            Some(Term::Literal(l)) => l.value().to_owned(),
+            _ => String::new(),
+        };
+        let connector = match value(AGORA_CONNECTOR)? {
+            Some(Term::Literal(l)) => serde_json::from_str(l.value()).ok(),
+            _ => None,
+        };
+        Ok(Some(DatasetRecord {
+            id: id.to_owned(),
+            iri: iri.into_string(),
+            holder: holder.value().to_owned(),
+            issued,
+            connector,
+        }))
+    }
+
+    /// The public description of dataset `id`.
+    pub fn describe(&self, id: &str) -> Result<Graph> {
+        if self.record(id)?.is_none() {
+            return Err(CatalogError::NotFound { id: id.into() });
+        }
+        self.graph(local_graph(id).as_ref())
+    }
+
+    fn graph(&self, name: NamedNodeRef<'_>) -> Result<Graph> {
+        let mut graph = Graph::new();
+        for quad in self
+            .store
+            .quads_for_pattern(None, None, None, Some(name.into()))
+        {
+            graph.insert(&Triple::from(quad?));
+        }
+        Ok(graph)
+    }
+
+    /// The ids of every local dataset, sorted.
+    pub fn ids(&self) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        for quad in self.private.quads_for_pattern(
+            None,
+            Some(AGORA_HOLDER),
+            None,
+            Some(GraphNameRef::DefaultGraph),
+        ) {
+            if let NamedOrBlankNode::NamedNode(subject) = quad?.subject
+                && let Some(id) = subject.as_str().strip_prefix("urn:agora:local:")
+            {
+                ids.push(id.to_owned());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The catalogue as one `dcat:Catalog` graph, with the page `[offset, offset + limit)` of
+    /// datasets fully described. Returns the graph and the total number of datasets.
+    pub fn catalog_page(&self, limit: usize, offset: usize) -> Result<(Graph, usize)> {
+        let catalog_iri = format!("{}/catalog", self.options.public_url);
+        let mut graph = Graph::new();
+        let parser = oxigraph::io::RdfParser::from_format(oxigraph::io::RdfFormat::Turtle)
+            .with_base_iri(&catalog_iri)
+            .map_err(|e| CatalogError::Internal(e.to_string()))?;
+        for quad in parser.for_slice(embedded::CATALOG) {
+            let quad = quad.map_err(|e| CatalogError::Internal(format!("catalog.ttl: {e}")))?;
+            graph.insert(&Triple::from(quad));
+        }
+        let catalog = NamedNode::new_unchecked(catalog_iri);
+        let ids = self.ids()?;
+        let total = ids.len();
+        for id in ids.iter().skip(offset).take(limit) {
+            let dataset_graph = self.graph(local_graph(id).as_ref())?;
+            for triple in dataset_graph.iter() {
+                graph.insert(triple);
+            }
+            if let Ok(NamedOrBlankNodeRef::NamedNode(dataset)) = single_dataset(&dataset_graph) {
+                graph.insert(&Triple::new(
+                    catalog.clone(),
+                    DCAT_DATASET_LINK,
+                    dataset.into_owned(),
+                ));
+            }
+            if let Some(record) =
+                dataset_graph.subject_for_predicate_object(rdf::TYPE, DCAT_CATALOG_RECORD)
+            {
+                graph.insert(&Triple::new(
+                    catalog.clone(),
+                    DCAT_RECORD,
+                    record.into_owned(),
+                ));
+            }
+        }
+        vocab::enrich(&mut graph, &self.vocabularies);
+        Ok((graph, total))
+    }
+
+    /// Full-text search with facets.
+    pub fn search(&self, query: &SearchQuery) -> Result<SearchResults> {
+        self.index.search(query)
+    }
+
+    fn shapes_for(&self, graph: &Graph) -> &ShapeSet {
+        let has_theme = |theme: &str| {
+            graph
+                .triples_for_predicate(DCAT_THEME)
+                .any(|t| matches!(t.object, TermRef::NamedNode(n) if n.as_str() == theme))
+        };
+        if has_theme(terms::THEME_HEALTH) {
+            &self.shapes_health
+        } else if has_theme(terms::THEME_TRANSPORT) {
+            &self.shapes_mobility
+        } else {
+            &self.shapes_core
+        }
+    }
+
+    fn graph_using_iri(&self, dataset: NamedNodeRef<'_>) -> Result<Option<NamedNode>> {
+        for quad in self.store.quads_for_pattern(
+            Some(dataset.into()),
+            Some(rdf::TYPE),
+            Some(DCAT_DATASET.into()),
+            None,
+        ) {
+            if let GraphName::NamedNode(graph) = quad?.graph_name {
+                return Ok(Some(graph));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Moves `file://` distribution URLs out of the public graph into the private connector
+    /// record, after checking they stay inside an allowed root. The distribution keeps an
+    /// `accessURL` pointing at the node's DSP endpoint.
+    fn take_file_connector(
+        &self,
+        graph: &mut Graph,
+        dataset: NamedNodeRef<'_>,
+    ) -> Result<Option<ConnectorRef>> {
+        let mut connector = None;
+        let distributions: Vec<NamedOrBlankNode> = graph
+            .objects_for_subject_predicate(dataset, DCAT_DISTRIBUTION)
+            .filter_map(as_subject)
+            .map(NamedOrBlankNodeRef::into_owned)
+            .collect();
+        let dsp = NamedNode::new_unchecked(format!("{}/dsp", self.options.public_url));
+        for distribution in distributions {
+            for predicate in [DCAT_DOWNLOAD_URL, DCAT_ACCESS_URL] {
+                let files: Vec<NamedNode> = graph
+                    .objects_for_subject_predicate(&distribution, predicate)
+                    .filter_map(|o| match o {
+                        TermRef::NamedNode(n) if n.as_str().starts_with("file:") => {
+                            Some(n.into_owned())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                for url in files {
+                    let found = self.resolve_file_url(url.as_str())?;
+                    connector.get_or_insert(found);
+                    graph.remove(&Triple::new(distribution.clone(), predicate, url));
+                }
+            }
+            if graph
+                .object_for_subject_predicate(&distribution, DCAT_ACCESS_URL)
+                .is_none()
+            {
+                graph.insert(&Triple::new(
+                    distribution.clone(),
+                    DCAT_ACCESS_URL,
+                    dsp.clone(),
+                ));
+            }
+        }
+        Ok(connector)
+    }
+
+    fn resolve_file_url(&self, url: &str) -> Result<ConnectorRef> {
+        let refuse = |why: &str| CatalogError::Invalid {
+            violations: vec![Finding {
+                focus_node: url.to_owned(),
+                path: DCAT_DOWNLOAD_URL.as_str().to_owned(),
+                message: why.to_owned(),
+                value: Some(url.to_owned()),
+                severity: Severity::Violation,
+            }],
+        };
+        let path = url
+            .strip_prefix("file://")
+            .map(|rest| rest.strip_prefix("localhost").unwrap_or(rest))
+            .filter(|p| p.starts_with('/'))
+            .ok_or_else(|| refuse("a file URL must be absolute: file:///folder/data.parquet"))?;
+        let decoded = percent_encoding::percent_decode_str(path)
+            .decode_utf8()
+            .map_err(|_| refuse("the file URL is not valid UTF-8 once decoded"))?;
+        let outside = "the file is not inside a folder this node serves (agora serve --allow-root DIR), or does not exist";
+        let canonical = Path::new(decoded.as_ref())
+            .canonicalize()
+            .map_err(|_| refuse(outside))?;
+        if !self
+            .allow_roots
+            .iter()
+            .any(|root| canonical.starts_with(root))
+        {
+            return Err(refuse(outside));
+        }
+        let format = data_format(&canonical).ok_or_else(|| {
+            refuse("the file (or every file in the folder) must be .parquet, .csv or .ndjson")
+        })?;
+        Ok(ConnectorRef {
+            location: url.to_owned(),
+            format: format.to_owned(),
+        })
+    }
+
+    fn write_record(&self, graph_name: &NamedNode, record: &DatasetRecord) -> Result<()> {
+        let subject = NamedOrBlankNodeRef::from(graph_name.as_ref());
+        let default = GraphNameRef::DefaultGraph;
+        let old: Vec<Quad> = self
+            .private
+            .quads_for_pattern(Some(subject), None, None, Some(default))
+            .collect::<std::result::Result<_, _>>()?;
+        let mut transaction = self.private.start_transaction()?;
+        for quad in &old {
+            transaction.remove(quad);
+        }
+        let iri = NamedNode::new(&record.iri)
+            .map_err(|e| CatalogError::Internal(format!("dataset IRI: {e}")))?;
+        transaction.insert(QuadRef::new(
+            subject,
+            AGORA_HOLDER,
+            &Literal::from(record.holder.as_str()),
+            default,
+        ));
+        transaction.insert(QuadRef::new(subject, AGORA_DATASET_IRI, &iri, default));
+        transaction.insert(QuadRef::new(
+            subject,
+            DCT_ISSUED,
+            &Literal::from(record.issued.as_str()),
+            default,
+        ));
+        if let Some(connector) = &record.connector {
+            let json = serde_json::to_string(connector)
+                .map_err(|e| CatalogError::Internal(e.to_string()))?;
+            transaction.insert(QuadRef::new(
+                subject,
+                AGORA_CONNECTOR,
+                &Literal::from(json),
+                default,
+            ));
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    fn remove_record(&self, graph_name: &NamedNode) -> Result<()> {
+        let subject = NamedOrBlankNodeRef::from(graph_name.as_ref());
+        let old: Vec<Quad> = self
+            .private
+            .quads_for_pattern(Some(subject), None, None, Some(GraphNameRef::DefaultGraph))
+            .collect::<std::result::Result<_, _>>()?;
+        let mut transaction = self.private.start_transaction()?;
+        for quad in &old {
+            transaction.remove(quad);
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    /// Removes private records whose public graph was never written (a crash between the
+    /// two steps of a publish, or of a delete): none of them was acknowledged.
+    fn remove_orphan_records(&self) -> Result<()> {
+        for id in self.ids()? {
+            let graph_name = local_graph(&id);
+            if !self.store.contains_named_graph(graph_name.as_ref())? {
+                tracing::warn!(dataset = %id, "removing the record of an unacknowledged write");
+                self.remove_record(&graph_name)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rebuilds index entries that disagree with the store (after a crash or a schema change).
+    fn reconcile_index(&self) -> Result<()> {
+        let indexed = self.index.fingerprints()?;
+        let ids = self.ids()?;
+        let mut stale = Vec::new();
+        for id in &ids {
+            let graph = self.graph(local_graph(id).as_ref())?;
+            let Ok(NamedOrBlankNodeRef::NamedNode(dataset)) = single_dataset(&graph) else {
+                continue;
+            };
+            let summary = DatasetSummary::from_graph(&graph, id, dataset, "local");
+            if indexed.get(id) != Some(&summary.modified) {
+                stale.push(summary);
+            }
+        }
+        let removed: Vec<String> = indexed
+            .keys()
+            .filter(|id| ids.binary_search(id).is_err())
+            .cloned()
+            .collect();
+        if !stale.is_empty() || !removed.is_empty() {
+            tracing::info!(
+                reindexed = stale.len(),
+                removed = removed.len(),
+                "search index reconciled with the store"
+            );
+            for chunk in stale.chunks(1000) {
+                self.index.apply(chunk, &[])?;
+            }
+            self.index.apply(&[], &removed)?;
+        }
+        Ok(())
+    }
+}
+
+/// The private record the node keeps about one of its datasets.
+#[derive(Debug, Clone)]
+pub struct DatasetRecord {
+    /// The id.
+    pub id: String,
+    /// The dataset IRI.
+    pub iri: String,
+    /// The `sub` of the holder who published it.
+    pub holder: String,
+    /// When it was first published.
+    pub issued: String,
+    /// Where its data lives.
+    pub connector: Option<ConnectorRef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteMode {
+    Create,
+    Replace,
+    Upsert,
+}
+
+/// Ensures the description has exactly one dataset and that it has an IRI: a blank-node
+/// dataset is renamed to the minted IRI.
+fn name_dataset(graph: Graph, minted: &str) -> Result<(Graph, NamedNode)> {
+    let dataset = match single_dataset(&graph) {
+        Ok(node) => node.into_owned(),
+        Err(0) => {
+            return Err(CatalogError::Invalid {
+                violations: vec![Finding {
+                    focus_node: minted.to_owned(),
+                    path: rdf::TYPE.as_str().to_owned(),
+                    message: "the description has no dcat:Dataset; type the dataset node as http://www.w3.org/ns/dcat#Dataset".into(),
+                    value: None,
+                    severity: Severity::Violation,
+                }],
+            });
+        }
+        Err(n) => {
+            return Err(CatalogError::Invalid {
+                violations: vec![Finding {
+                    focus_node: minted.to_owned(),
+                    path: rdf::TYPE.as_str().to_owned(),
+                    message: format!(
+                        "the description has {n} dcat:Dataset nodes; publish one dataset per request"
+                    ),
+                    value: None,
+                    severity: Severity::Violation,
+                }],
+            });
+        }
+    };
+    match dataset {
+        NamedOrBlankNode::NamedNode(iri) => Ok((graph, iri)),
+        NamedOrBlankNode::BlankNode(blank) => {
+            let iri = NamedNode::new_unchecked(minted);
+            let renamed = graph
+                .iter()
+                .map(|t| {
+                    let subject: NamedOrBlankNode = if t.subject == blank.as_ref().into() {
+                        iri.clone().into()
+                    } else {
+                        t.subject.into_owned()
+                    };
+                    let object: Term = if t.object == blank.as_ref().into() {
+                        iri.clone().into()
+                    } else {
+                        t.object.into_owned()
+                    };
+                    Triple::new(subject, t.predicate.into_owned(), object)
+                })
+                .collect::<Vec<_>>();
+            let mut graph = Graph::new();
+            for t in &renamed {
+                graph.insert(t);
+            }
+            Ok((graph, iri))
+        }
+    }
+}
+
+fn add_record(
+    graph: &mut Graph,
+    base_iri: &str,
+    dataset: NamedNodeRef<'_>,
+    issued: &str,
+    modified: &str,
+) {
+    let record = NamedNode::new_unchecked(format!("{base_iri}#record"));
+    let date = |value: &str| Literal::new_typed_literal(value, xsd::DATE_TIME);
+    graph.insert(&Triple::new(record.clone(), rdf::TYPE, DCAT_CATALOG_RECORD));
+    graph.insert(&Triple::new(record.clone(), FOAF_PRIMARY_TOPIC, dataset));
+    graph.insert(&Triple::new(record.clone(), DCT_ISSUED, date(issued)));
+    graph.insert(&Triple::new(record.clone(), DCT_MODIFIED, date(modified)));
+    graph.insert(&Triple::new(record, AGORA_ORIGIN, Literal::from("local")));
+}
+
+/// The data format of a file, or of every data file in a folder.
+fn data_format(path: &Path) -> Option<&'static str> {
+    let of = |p: &Path| match p.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "parquet" => Some("parquet"),
+        "csv" => Some("csv"),
+        "ndjson" | "jsonl" => Some("ndjson"),
+        _ => None,
+    };
+    if path.is_file() {
+        return of(path);
+    }
+    let mut found = None;
+    for entry in walk(path, 4) {
+        let format = of(&entry)?;
+        if found.is_some_and(|f| f != format) {
+            return None;
+        }
+        found = Some(format);
+    }
+    found
+}
+
+/// Files under `root`, descending at most `depth` folders (hive partitions).
+fn walk(root: &Path, depth: usize) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return files;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with(['.', '_']) {
+            continue;
+        }
+        if path.is_dir() && depth > 0 {
+            files.extend(walk(&path, depth - 1));
+        } else if path.is_file() {
+            files.push(path);
+        }
+    }
+    files
+}

@@ -1,0 +1,571 @@
+//! The public SPARQL 1.1 endpoint's evaluation: every query runs in a worker process with an
+//! address-space limit and a wall-clock deadline, over a read-only checkpoint of the store.
+//!
+//! Oxigraph's cancellation token does not bound `ORDER BY` (`SECURITY.md` §3, oxigraph #1871),
+//! so the only budget that really holds is killing the process that evaluates. Workers open a
+//! RocksDB checkpoint (hard links, cheap) taken after the last catalogue write; the main
+//! process never shares its RocksDB instance with them. A query over its time budget gets its
+//! worker killed with `SIGKILL`; one over its memory budget dies from its own `RLIMIT_AS`; a
+//! client that disconnects drops the request, which kills the worker too.
+
+use super::Catalog;
+use crate::config::SparqlConfig;
+use oxigraph::io::{RdfFormat, RdfSerializer};
+use oxigraph::model::{GraphName, NamedNode, NamedOrBlankNode};
+use oxigraph::sparql::results::{QueryResultsFormat, QueryResultsSerializer};
+use oxigraph::sparql::{QueryResults, SparqlEvaluator};
+use oxigraph::store::Store;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+/// The serialisations a query result can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultFormat {
+    /// `application/sparql-results+json`
+    Json,
+    /// `application/sparql-results+xml`
+    Xml,
+    /// `text/csv`
+    Csv,
+    /// `text/tab-separated-values`
+    Tsv,
+    /// `text/turtle`
+    Turtle,
+    /// `application/n-triples`
+    NTriples,
+    /// `application/ld+json`
+    JsonLd,
+    /// `application/rdf+xml`
+    RdfXml,
+}
+
+impl ResultFormat {
+    /// Formats for SELECT and ASK, in order of preference.
+    pub const SOLUTIONS: [ResultFormat; 4] = [Self::Json, Self::Xml, Self::Csv, Self::Tsv];
+    /// Formats for CONSTRUCT and DESCRIBE, in order of preference.
+    pub const GRAPHS: [ResultFormat; 4] =
+        [Self::Turtle, Self::NTriples, Self::JsonLd, Self::RdfXml];
+
+    /// The media type of the response.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Self::Json => "application/sparql-results+json",
+            Self::Xml => "application/sparql-results+xml",
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Tsv => "text/tab-separated-values; charset=utf-8",
+            Self::Turtle => "text/turtle",
+            Self::NTriples => "application/n-triples",
+            Self::JsonLd => "application/ld+json",
+            Self::RdfXml => "application/rdf+xml",
+        }
+    }
+
+    /// Short names accepted in `?format=`.
+    pub fn from_short_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "json" => Self::Json,
+            "xml" => Self::Xml,
+            "csv" => Self::Csv,
+            "tsv" => Self::Tsv,
+            "ttl" | "turtle" => Self::Turtle,
+            "nt" | "ntriples" => Self::NTriples,
+            "jsonld" => Self::JsonLd,
+            "rdfxml" | "rdf" => Self::RdfXml,
+            _ => return None,
+        })
+    }
+}
+
+/// Which formats the client accepts, resolved once the query form is known.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct FormatChoice {
+    /// For SELECT/ASK.
+    pub solutions: ResultFormat,
+    /// For CONSTRUCT/DESCRIBE.
+    pub graph: ResultFormat,
+}
+
+/// A query as the protocol delivers it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueryRequest {
+    /// The SPARQL text.
+    pub query: String,
+    /// `default-graph-uri` parameters.
+    pub default_graphs: Vec<String>,
+    /// `named-graph-uri` parameters.
+    pub named_graphs: Vec<String>,
+    /// The negotiated formats.
+    pub formats: FormatChoice,
+    /// The base IRI for relative IRIs in the query.
+    pub base_iri: String,
+}
+
+/// A serialised result.
+#[derive(Debug)]
+pub struct QueryAnswer {
+    /// The `Content-Type`.
+    pub media_type: &'static str,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// Why a query got no result. Each variant says whose fault it is.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The query does not parse, or uses something the endpoint refuses.
+    #[error("{0}")]
+    BadQuery(String),
+    /// The text is a SPARQL Update: the public endpoint never changes data.
+    #[error("this endpoint answers queries only; SPARQL Update is refused")]
+    UpdateRefused,
+    /// It ran past the time budget and was stopped.
+    #[error(
+        "the query ran longer than its {0} ms budget and was stopped; narrow it (LIMIT, more specific patterns) or ask the operator for a larger budget"
+    )]
+    Timeout(u64),
+    /// It needed more memory than the budget and was stopped.
+    #[error(
+        "the query needed more than its {0} MiB memory budget and was stopped; avoid large ORDER BY, DISTINCT or cross products"
+    )]
+    OutOfMemory(u64),
+    /// The serialised result is larger than allowed.
+    #[error("the result is larger than {0} bytes; add LIMIT/OFFSET to page through it")]
+    ResultTooLarge(u64),
+    /// Every worker is busy and the queue is full.
+    #[error("the SPARQL endpoint is at capacity; retry in a few seconds")]
+    Busy,
+    /// Evaluation failed for another reason (e.g. an unsupported SERVICE).
+    #[error("the query failed: {0}")]
+    Evaluation(String),
+    /// A fault of the node.
+    #[error("internal SPARQL error: {0}")]
+    Internal(String),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct WorkerRequest {
+    snapshot: PathBuf,
+    request: QueryRequest,
+    max_bytes: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum WorkerResponse {
+    Ok { format: ResultFormat, length: u64 },
+    BadQuery { message: String },
+    TooLarge,
+    Failed { message: String },
+}
+
+/// A checkpoint directory, deleted when the last query using it is done.
+#[derive(Debug)]
+struct Snapshot {
+    generation: u64,
+    path: PathBuf,
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+/// The worker pool and its admission control.
+pub struct SparqlService {
+    catalog: Arc<Catalog>,
+    config: SparqlConfig,
+    executable: PathBuf,
+    snapshots_dir: PathBuf,
+    current: Mutex<Option<Arc<Snapshot>>>,
+    snapshot_lock: tokio::sync::Mutex<()>,
+    idle: Mutex<Vec<Worker>>,
+    running: tokio::sync::Semaphore,
+    waiting: AtomicUsize,
+}
+
+impl std::fmt::Debug for SparqlService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SparqlService").finish_non_exhaustive()
+    }
+}
+
+impl SparqlService {
+    /// A pool that runs `executable sparql-worker` processes over checkpoints in `data_dir`.
+    pub fn new(
+        catalog: Arc<Catalog>,
+        config: SparqlConfig,
+        executable: PathBuf,
+        data_dir: &Path,
+    ) -> std::io::Result<Self> {
+        let snapshots_dir = data_dir.join("sparql-snapshots");
+        let _ = std::fs::remove_dir_all(&snapshots_dir);
+        std::fs::create_dir_all(&snapshots_dir)?;
+        Ok(Self {
+            catalog,
+            running: tokio::sync::Semaphore::new(config.workers),
+            config,
+            executable,
+            snapshots_dir,
+            current: Mutex::new(None),
+            snapshot_lock: tokio::sync::Mutex::new(()),
+            idle: Mutex::new(Vec::new()),
+            waiting: AtomicUsize::new(0),
+        })
+    }
+
+    /// Evaluates `request` within the budgets.
+    pub async fn execute(&self, request: QueryRequest) -> Result<QueryAnswer, QueryError> {
+        // Parse here first: syntax errors and updates never cost a worker.
+        check_query(&request)?;
+        let _permit = self.admit().await?;
+        let snapshot = self.snapshot().await?;
+        let mut worker = match self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+            Some(worker) => worker,
+            None => self.spawn()?,
+        };
+        let job = WorkerRequest {
+            snapshot: snapshot.path.clone(),
+            request,
+            max_bytes: self.config.max_result_bytes,
+        };
+        let deadline = Duration::from_millis(self.config.timeout_ms);
+        match tokio::time::timeout(deadline, run_job(&mut worker, &job)).await {
+            Ok(Ok(answer)) => {
+                if let Ok(mut idle) = self.idle.lock() {
+                    idle.push(worker);
+                }
+                answer
+            }
+            Ok(Err(_io)) => {
+                // The worker died: almost always its RLIMIT_AS (allocation failure aborts).
+                let _ = worker.child.kill().await;
+                Err(QueryError::OutOfMemory(self.config.memory_mib))
+            }
+            Err(_elapsed) => {
+                let _ = worker.child.kill().await;
+                Err(QueryError::Timeout(self.config.timeout_ms))
+            }
+        }
+    }
+
+    async fn admit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, QueryError> {
+        if let Ok(permit) = self.running.try_acquire() {
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.config.queue {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(QueryError::Busy);
+        }
+        let permit = self.running.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        permit.map_err(|_| QueryError::Internal("SPARQL pool closed".into()))
+    }
+
+    /// The checkpoint of the catalogue's latest state, taking a new one after writes.
+    async fn snapshot(&self) -> Result<Arc<Snapshot>, QueryError> {
+        let _guard = self.snapshot_lock.lock().await;
+        let generation = self.catalog.generation();
+        if let Some(current) = self.current.lock().ok().and_then(|c| c.clone())
+            && current.generation == generation
+        {
+            return Ok(current);
+        }
+        let path = self
+            .snapshots_dir
+            .join(format!("{generation}-{}", uuid::Uuid::new_v4().simple()));
+        let store = self.catalog.store().clone();
+        let target = path.clone();
+        tokio::task::spawn_blocking(move || store.backup(&target))
+            .await
+            .map_err(|e| QueryError::Internal(e.to_string()))?
+            .map_err(|e| QueryError::Internal(format!("checkpoint: {e}")))?;
+        let snapshot = Arc::new(Snapshot { generation, path });
+        if let Ok(mut current) = self.current.lock() {
+            *current = Some(snapshot.clone());
+        }
+        Ok(snapshot)
+    }
+
+    fn spawn(&self) -> Result<Worker, QueryError> {
+        let mut command = Command::new(&self.executable);
+        command
+            .arg("sparql-worker")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let limit = self.config.memory_mib.saturating_mul(1 << 20);
+        #[cfg(unix)]
+        // SAFETY: only async-signal-safe libc calls run between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                let rlimit = libc::rlimit {
+                    rlim_cur: limit as libc::rlim_t,
+                    rlim_max: limit as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &rlimit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| QueryError::Internal(format!("cannot start a SPARQL worker: {e}")))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(QueryError::Internal("worker pipes missing".into()));
+        };
+        Ok(Worker {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+        })
+    }
+}
+
+async fn run_job(
+    worker: &mut Worker,
+    job: &WorkerRequest,
+) -> std::io::Result<Result<QueryAnswer, QueryError>> {
+    let mut line = serde_json::to_vec(job)?;
+    line.push(b'\n');
+    worker.stdin.write_all(&line).await?;
+    worker.stdin.flush().await?;
+    let mut header = String::new();
+    if worker.stdout.read_line(&mut header).await? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let response: WorkerResponse = serde_json::from_str(&header)?;
+    Ok(match response {
+        WorkerResponse::Ok { format, length } => {
+            let mut body = vec![0; usize::try_from(length).unwrap_or(0)];
+            worker.stdout.read_exact(&mut body).await?;
+            Ok(QueryAnswer {
+                media_type: format.media_type(),
+                body,
+            })
+        }
+        WorkerResponse::BadQuery { message } => Err(QueryError::BadQuery(message)),
+        WorkerResponse::TooLarge => Err(QueryError::ResultTooLarge(job.max_bytes)),
+        WorkerResponse::Failed { message } => Err(QueryError::Evaluation(message)),
+    })
+}
+
+/// Refuses what never reaches a worker: syntax errors and graph IRIs that do not parse.
+fn check_query(request: &QueryRequest) -> Result<(), QueryError> {
+    let _parsed = SparqlEvaluator::new()
+        .with_base_iri(&request.base_iri)
+        .map_err(|e| QueryError::Internal(e.to_string()))?
+        .parse_query(&request.query)
+        .map_err(|e| {
+            if SparqlEvaluator::new().parse_update(&request.query).is_ok() {
+                QueryError::UpdateRefused
+            } else {
+                QueryError::BadQuery(format!("the query does not parse: {e}"))
+            }
+        })?;
+    for iri in request.default_graphs.iter().chain(&request.named_graphs) {
+        NamedNode::new(iri)
+            .map_err(|e| QueryError::BadQuery(format!("the graph IRI `{iri}` is invalid: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The worker process's main loop: one request per line on stdin, a header line and the
+/// result bytes on stdout. It exits when stdin closes.
+pub fn worker_main() -> std::io::Result<()> {
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let stdout = std::io::stdout();
+    let mut output = stdout.lock();
+    let mut opened: Option<(PathBuf, Store)> = None;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if input.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let job: WorkerRequest = serde_json::from_str(&line)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        if opened
+            .as_ref()
+            .is_none_or(|(path, _)| *path != job.snapshot)
+        {
+            // Release the previous checkpoint before opening the next one.
+            drop(opened.take());
+            let store = Store::open_read_only(&job.snapshot)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            opened = Some((job.snapshot.clone(), store));
+        }
+        let Some((_, store)) = &opened else {
+            return Err(std::io::ErrorKind::NotFound.into());
+        };
+        let (response, body) = evaluate(store, &job.request, job.max_bytes);
+        let mut header = serde_json::to_vec(&response)?;
+        header.push(b'\n');
+        output.write_all(&header)?;
+        output.write_all(&body)?;
+        output.flush()?;
+    }
+}
+
+fn evaluate(store: &Store, request: &QueryRequest, max_bytes: u64) -> (WorkerResponse, Vec<u8>) {
+    let failed = |message: String| (WorkerResponse::Failed { message }, Vec::new());
+    let evaluator = match SparqlEvaluator::new().with_base_iri(&request.base_iri) {
+        Ok(e) => e,
+        Err(e) => return failed(e.to_string()),
+    };
+    let mut prepared = match evaluator.parse_query(&request.query) {
+        Ok(p) => p,
+        Err(e) => {
+            return (
+                WorkerResponse::BadQuery {
+                    message: format!("the query does not parse: {e}"),
+                },
+                Vec::new(),
+            );
+        }
+    };
+    let dataset = prepared.dataset_mut();
+    if !request.default_graphs.is_empty() || !request.named_graphs.is_empty() {
+        let named = |iri: &String| NamedNode::new(iri).ok();
+        dataset.set_default_graph(
+            request
+                .default_graphs
+                .iter()
+                .filter_map(named)
+                .map(GraphName::from)
+                .collect(),
+        );
+        dataset.set_available_named_graphs(
+            request
+                .named_graphs
+                .iter()
+                .filter_map(named)
+                .map(NamedOrBlankNode::from)
+                .collect(),
+        );
+    }
+    // Without a dataset clause the default graph is the union of the catalogue's graphs.
+    if dataset.is_default_dataset() {
+        dataset.set_default_graph_as_union();
+    }
+    let results = match prepared.on_store(store).execute() {
+        Ok(r) => r,
+        Err(e) => return failed(e.to_string()),
+    };
+    let mut sink = CappedWriter {
+        buffer: Vec::new(),
+        cap: max_bytes,
+    };
+    let outcome = serialize_results(results, request.formats, &mut sink);
+    match outcome {
+        Ok(format) => {
+            let length = sink.buffer.len() as u64;
+            (WorkerResponse::Ok { format, length }, sink.buffer)
+        }
+        Err(SerializeError::TooLarge) => (WorkerResponse::TooLarge, Vec::new()),
+        Err(SerializeError::Failed(message)) => failed(message),
+    }
+}
+
+enum SerializeError {
+    TooLarge,
+    Failed(String),
+}
+
+fn serialize_results(
+    results: QueryResults<'_>,
+    formats: FormatChoice,
+    sink: &mut CappedWriter,
+) -> Result<ResultFormat, SerializeError> {
+    let io = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::FileTooLarge {
+            SerializeError::TooLarge
+        } else {
+            SerializeError::Failed(e.to_string())
+        }
+    };
+    let eval = |e: oxigraph::sparql::QueryEvaluationError| SerializeError::Failed(e.to_string());
+    match results {
+        QueryResults::Boolean(value) => {
+            let format = solutions_format(formats.solutions);
+            QueryResultsSerializer::from_format(format)
+                .serialize_boolean_to_writer(sink, value)
+                .map_err(io)?;
+            Ok(formats.solutions)
+        }
+        QueryResults::Solutions(solutions) => {
+            let format = solutions_format(formats.solutions);
+            let mut writer = QueryResultsSerializer::from_format(format)
+                .serialize_solutions_to_writer(&mut *sink, solutions.variables().to_vec())
+                .map_err(io)?;
+            for solution in solutions {
+                writer.serialize(&solution.map_err(eval)?).map_err(io)?;
+            }
+            writer.finish().map_err(io)?;
+            Ok(formats.solutions)
+        }
+        QueryResults::Graph(triples) => {
+            let format = match formats.graph {
+                ResultFormat::NTriples => RdfFormat::NTriples,
+                ResultFormat::JsonLd => RdfFormat::JsonLd {
+                    profile: oxigraph::io::JsonLdProfileSet::empty(),
+                },
+                ResultFormat::RdfXml => RdfFormat::RdfXml,
+                _ => RdfFormat::Turtle,
+            };
+            let mut writer = RdfSerializer::from_format(format).for_writer(&mut *sink);
+            for triple in triples {
+                writer
+                    .serialize_triple(&triple.map_err(eval)?)
+                    .map_err(io)?;
+            }
+            writer.finish().map_err(io)?;
+            Ok(formats.graph)
+        }
+    }
+}
+
+fn solutions_format(format: ResultFormat) -> QueryResultsFormat {
+    match format {
+        ResultFormat::Xml => QueryResultsFormat::Xml,
+        ResultFormat::Csv => QueryResultsFormat::Csv,
+        ResultFormat::Tsv => QueryResultsFormat::Tsv,
+        _ => QueryResultsFormat::Json,
+    }
+}
+
+/// A buffer that refuses to grow past the result budget.
+struct CappedWriter {
+    buffer: Vec<u8>,
+    cap: u64,
+}
+
+impl Write for CappedWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if (self.buffer.len() + data.len()) as u64 > self.cap {
+            return Err(std::io::ErrorKind::FileTooLarge.into());
+        }
+        self.buffer.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,210 @@
+//! The node's configuration: defaults, overridden by a TOML file, overridden by `AGORA_*`
+//! environment variables, overridden by command-line flags (clap merges the last two).
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Why the configuration cannot be used; each variant names the file or setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        /// The file named by `--config` / `AGORA_CONFIG`.
+        path: PathBuf,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid TOML for this node.
+    #[error("the configuration file {path} is invalid: {message}")]
+    Parse {
+        /// The file named by `--config` / `AGORA_CONFIG`.
+        path: PathBuf,
+        /// What the TOML parser reported, with line and column.
+        message: String,
+    },
+    /// A setting has a value the node cannot run with.
+    #[error("invalid setting `{setting}`: {message}")]
+    Invalid {
+        /// The setting's name as written in the TOML file.
+        setting: &'static str,
+        /// What is wrong and what would be accepted.
+        message: String,
+    },
+}
+
+/// Everything `agora serve` needs to run a node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the store, the search index and the development keys live.
+    pub data_dir: PathBuf,
+    /// The socket address the HTTP server binds.
+    pub bind: SocketAddr,
+    /// The base URL under which the node's IRIs and links are minted; defaults to `http://{bind}`.
+    pub public_url: Option<String>,
+    /// Load the sector pools described in `connectors_dir`.
+    pub demo: bool,
+    /// The folder holding the connector manifests of the sector pools.
+    pub connectors_dir: PathBuf,
+    /// Folders under which data holders' `file://` distributions may point.
+    pub allow_roots: Vec<PathBuf>,
+    /// Who may sign tokens this node accepts.
+    pub identity: IdentityConfig,
+    /// Budgets of the public SPARQL endpoint.
+    pub sparql: SparqlConfig,
+    /// Caps applied to every request body before it is parsed.
+    pub limits: LimitsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("agora-data"),
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            demo: false,
+            connectors_dir: PathBuf::from("connectors"),
+            allow_roots: Vec::new(),
+            identity: IdentityConfig::default(),
+            sparql: SparqlConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+/// Trusted issuers and token checks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Trust the development issuer whose key lives in the data directory (`agora token issue`).
+    /// Turn it off in production, where only the federation's identity providers sign tokens.
+    pub dev_issuer: bool,
+    /// Seconds of clock skew tolerated on `exp` and `nbf`.
+    pub leeway_seconds: u64,
+    /// The federation's identity providers.
+    pub trusted_issuers: Vec<TrustedIssuerConfig>,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            dev_issuer: true,
+            leeway_seconds: 30,
+            trusted_issuers: Vec::new(),
+        }
+    }
+}
+
+/// One identity provider whose tokens the node accepts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuerConfig {
+    /// The exact `iss` claim of its tokens.
+    pub issuer: String,
+    /// A PEM file with its public key.
+    pub public_key_pem: PathBuf,
+    /// The one algorithm its tokens must use (`EdDSA`, `ES256`, `RS256`, ...): never taken from
+    /// the token.
+    pub algorithm: String,
+}
+
+/// The public SPARQL endpoint's budgets: every query runs in a worker process that is killed
+/// when it overruns them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SparqlConfig {
+    /// Wall-clock budget of one query, in milliseconds.
+    pub timeout_ms: u64,
+    /// Address-space limit of a query worker, in MiB.
+    pub memory_mib: u64,
+    /// Largest serialised result the endpoint sends, in bytes.
+    pub max_result_bytes: u64,
+    /// Queries evaluated at once (one worker process each).
+    pub workers: usize,
+    /// Queries allowed to wait for a worker; more are answered 503 with `Retry-After`.
+    pub queue: usize,
+}
+
+impl Default for SparqlConfig {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 10_000,
+            memory_mib: 2048,
+            max_result_bytes: 64 << 20,
+            workers: 2,
+            queue: 16,
+        }
+    }
+}
+
+/// Caps on request bodies, applied before any parser sees a byte (see `SECURITY.md` §1–2).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Deepest JSON nesting accepted in a JSON-LD body.
+    pub max_json_depth: usize,
+    /// Most triples one dataset description may hold.
+    pub max_triples: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 4 << 20,
+            max_json_depth: 64,
+            max_triples: 50_000,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The base URL of the node's own IRIs and links, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.bind),
+        }
+    }
+
+    /// Checks what serde cannot: relations between settings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                setting: "public_url",
+                message: format!("`{url}` must be an http:// or https:// URL"),
+            });
+        }
+        if self.sparql.workers == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "sparql.workers",
+                message: "at least one SPARQL worker is needed".into(),
+            });
+        }
+        if self.limits.max_json_depth == 0 || self.limits.max_json_depth > 256 {
+            return Err(ConfigError::Invalid {
+                setting: "limits.max_json_depth",
+                message: "must be between 1 and 256 (deep JSON-LD overflows the parser's stack)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,236 @@
+//! The SPARQL 1.1 Protocol, query operation only: `GET` with `query=`, `POST` with an
+//! url-encoded form or a direct `application/sparql-query` body. Updates are refused.
+
+use super::error::{ApiError, Problem};
+use super::negotiate::choose;
+use crate::catalog::sparql::{FormatChoice, QueryRequest, ResultFormat};
+use crate::node::Node;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+/// Largest query text accepted.
+const MAX_QUERY_BYTES: usize = 64 * 1024;
+
+struct Parameters {
+    queries: Vec<String>,
+    updates: usize,
+    default_graphs: Vec<String>,
+    named_graphs: Vec<String>,
+    format: Option<String>,
+}
+
+fn parse_pairs(encoded: &[u8]) -> Result<Parameters, ApiError> {
+    let mut parameters = Parameters {
+        queries: Vec::new(),
+        updates: 0,
+        default_graphs: Vec::new(),
+        named_graphs: Vec::new(),
+        format: None,
+    };
+    for pair in encoded.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let mut split = pair.splitn(2, |b| *b == b'=');
+        let key = decode(split.next().unwrap_or_default())?;
+        let value = decode(split.next().unwrap_or_default())?;
+        match key.as_str() {
+            "query" => parameters.queries.push(value),
+            "update" | "using-graph-uri" | "using-named-graph-uri" => parameters.updates += 1,
+            "default-graph-uri" => parameters.default_graphs.push(value),
+            "named-graph-uri" => parameters.named_graphs.push(value),
+            "format" | "output" => parameters.format = Some(value),
+            _ => {}
+        }
+    }
+    Ok(parameters)
+}
+
+fn decode(raw: &[u8]) -> Result<String, ApiError> {
+    let plus_as_space: Vec<u8> = raw
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    percent_encoding::percent_decode(&plus_as_space)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| ApiError::bad_request("a parameter is not valid UTF-8 once decoded"))
+}
+
+fn refuse_update() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "sparql-update-refused",
+        "SPARQL Update refused",
+        "this endpoint answers queries only; publish or change datasets through /api/datasets",
+    )
+}
+
+fn formats(request: &HttpRequest, format: Option<&str>) -> Result<FormatChoice, ApiError> {
+    if let Some(name) = format {
+        let chosen = ResultFormat::from_short_name(name).ok_or_else(|| {
+            ApiError::bad_request(
+                "unknown format; use json, xml, csv, tsv, ttl, nt, jsonld or rdfxml",
+            )
+        })?;
+        return Ok(FormatChoice {
+            solutions: if ResultFormat::SOLUTIONS.contains(&chosen) {
+                chosen
+            } else {
+                ResultFormat::Json
+            },
+            graph: if ResultFormat::GRAPHS.contains(&chosen) {
+                chosen
+            } else {
+                ResultFormat::Turtle
+            },
+        });
+    }
+    let accept = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let offers = |list: [ResultFormat; 4]| -> Vec<(ResultFormat, &'static str)> {
+        list.iter().map(|f| (*f, f.media_type())).collect()
+    };
+    let mut solution_offers = offers(ResultFormat::SOLUTIONS);
+    solution_offers.push((ResultFormat::Json, "application/json"));
+    let graph_offers = offers(ResultFormat::GRAPHS);
+    let solutions = choose(accept, &solution_offers);
+    let graph = choose(accept, &graph_offers);
+    if solutions.is_none() && graph.is_none() {
+        let available: Vec<&str> = solution_offers
+            .iter()
+            .chain(&graph_offers)
+            .map(|(_, m)| *m)
+            .collect();
+        return Err(ApiError::not_acceptable(&available));
+    }
+    Ok(FormatChoice {
+        solutions: solutions.unwrap_or(ResultFormat::Json),
+        graph: graph.unwrap_or(ResultFormat::Turtle),
+    })
+}
+
+/// SPARQL 1.1 query over the public catalogue graphs.
+#[utoipa::path(get, path = "/sparql", tag = "sparql",
+    params(
+        ("query" = String, Query, description = "The SPARQL query"),
+        ("default-graph-uri" = Option<Vec<String>>, Query, description = "Default graph IRIs"),
+        ("named-graph-uri" = Option<Vec<String>>, Query, description = "Named graph IRIs"),
+    ),
+    responses(
+        (status = 200, description = "Results", content_type = "application/sparql-results+json"),
+        (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Update refused", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Budget exceeded or busy", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn query_get(
+    node: web::Data<Node>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let parameters = parse_pairs(request.query_string().as_bytes())?;
+    run(node, &request, parameters).await
+}
+
+/// SPARQL 1.1 query by POST (form or direct).
+#[utoipa::path(post, path = "/sparql", tag = "sparql",
+    request_body(content = String, content_type = "application/sparql-query"),
+    responses(
+        (status = 200, description = "Results", content_type = "application/sparql-results+json"),
+        (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Update refused", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Unsupported media type", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Budget exceeded or busy", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn query_post(
+    node: web::Data<Node>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    let charset_ok = content_type
+        .split(';')
+        .skip(1)
+        .filter_map(|p| p.trim().strip_prefix("charset="))
+        .all(|c| c.trim_matches('"').eq_ignore_ascii_case("utf-8"));
+    let mut parameters = parse_pairs(request.query_string().as_bytes())?;
+    match essence.as_str() {
+        "application/x-www-form-urlencoded" => {
+            let form = parse_pairs(&body)?;
+            parameters.queries.extend(form.queries);
+            parameters.updates += form.updates;
+            parameters.default_graphs.extend(form.default_graphs);
+            parameters.named_graphs.extend(form.named_graphs);
+            parameters.format = form.format.or(parameters.format);
+        }
+        "application/sparql-query" => {
+            if !charset_ok {
+                return Err(ApiError::bad_request("the query must be sent as UTF-8"));
+            }
+            let text = std::str::from_utf8(&body)
+                .map_err(|_| ApiError::bad_request("the query is not valid UTF-8"))?;
+            parameters.queries.push(text.to_owned());
+        }
+        "application/sparql-update" => return Err(refuse_update()),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "POST a query as application/sparql-query or as an application/x-www-form-urlencoded form with query=",
+            ));
+        }
+    }
+    run(node, &request, parameters).await
+}
+
+async fn run(
+    node: web::Data<Node>,
+    request: &HttpRequest,
+    parameters: Parameters,
+) -> Result<HttpResponse, ApiError> {
+    if parameters.updates > 0 {
+        return Err(refuse_update());
+    }
+    let query = match parameters.queries.as_slice() {
+        [one] => one.clone(),
+        [] => return Err(ApiError::bad_request("send exactly one `query` parameter")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "send exactly one `query` parameter, not several",
+            ));
+        }
+    };
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Query too large",
+            format!("the query is longer than {MAX_QUERY_BYTES} bytes"),
+        ));
+    }
+    let formats = formats(request, parameters.format.as_deref())?;
+    let answer = node
+        .sparql
+        .execute(QueryRequest {
+            query,
+            default_graphs: parameters.default_graphs,
+            named_graphs: parameters.named_graphs,
+            formats,
+            base_iri: format!("{}/sparql", node.config.public_url()),
+        })
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type(answer.media_type)
+        .insert_header((header::VARY, "Accept"))
+        .body(answer.body))
+}

@@ -1,0 +1,223 @@
+//! Verification of bearer tokens against the trusted issuers.
+
+use super::{AuthError, Role, Roles};
+use crate::clock::SharedClock;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// Header parameters that would let a token choose its own verification key or impose
+/// extensions; the node never honours them, so a token carrying one is refused outright.
+const FORBIDDEN_HEADER_PARAMETERS: [&str; 6] = ["jku", "x5u", "jwk", "x5c", "crit", "b64"];
+
+/// Largest token accepted, so that a header bomb costs nothing.
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// An identity provider and the one key and algorithm its tokens must use.
+pub struct TrustedIssuer {
+    /// The exact `iss` claim.
+    pub issuer: String,
+    /// Its verifying key.
+    pub key: DecodingKey,
+    /// Its pinned algorithm.
+    pub algorithm: Algorithm,
+}
+
+impl std::fmt::Debug for TrustedIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustedIssuer")
+            .field("issuer", &self.issuer)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The verified caller.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Principal {
+    /// The participant id (`sub`).
+    pub subject: String,
+    /// Who vouched for it (`iss`).
+    pub issuer: String,
+    /// Its roles on this node.
+    pub roles: Roles,
+    /// Every other claim: the attributes policies test (`country`, `org_type`, ...).
+    pub attributes: Map<String, Value>,
+}
+
+impl Principal {
+    /// Whether the caller holds `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// The registered claims, typed: a claim of the wrong JSON type fails deserialisation.
+#[derive(Deserialize)]
+struct RegisteredClaims {
+    iss: String,
+    sub: String,
+    #[serde(rename = "aud")]
+    _aud: Audience,
+    exp: i64,
+    nbf: i64,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(flatten)]
+    rest: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(#[allow(dead_code)] String),
+    Many(#[allow(dead_code)] Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct IssuerOnly {
+    iss: Option<Value>,
+}
+
+/// Checks tokens for one node (its id is the required audience).
+#[derive(Debug)]
+pub struct TokenValidator {
+    audience: String,
+    issuers: Vec<TrustedIssuer>,
+    leeway_seconds: i64,
+    clock: SharedClock,
+}
+
+impl TokenValidator {
+    /// A validator for tokens addressed to `audience`.
+    pub fn new(audience: impl Into<String>, leeway_seconds: u64, clock: SharedClock) -> Self {
+        Self {
+            audience: audience.into(),
+            issuers: Vec::new(),
+            leeway_seconds: i64::try_from(leeway_seconds).unwrap_or(i64::MAX),
+            clock,
+        }
+    }
+
+    /// Adds an issuer to the trust list.
+    pub fn with_issuer(mut self, issuer: TrustedIssuer) -> Self {
+        self.issuers.push(issuer);
+        self
+    }
+
+    /// The audience tokens must name: the node's id.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// Verifies `token` and returns the caller it names.
+    pub fn validate(&self, token: &str) -> Result<Principal, AuthError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::Malformed(
+                "the token is larger than 16 KiB".into(),
+            ));
+        }
+        let mut segments = token.split('.');
+        let (Some(header), Some(payload), Some(_), None) = (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+        ) else {
+            return Err(AuthError::Malformed(
+                "a JWT has three dot-separated segments".into(),
+            ));
+        };
+        let header: Map<String, Value> = decode_segment(header, "header")?;
+        if let Some(name) = FORBIDDEN_HEADER_PARAMETERS
+            .iter()
+            .find(|name| header.contains_key(**name))
+        {
+            return Err(AuthError::ForbiddenHeader((*name).to_owned()));
+        }
+        let issuer_claim: IssuerOnly = decode_segment(payload, "payload")?;
+        let Some(Value::String(iss)) = issuer_claim.iss else {
+            return Err(AuthError::Invalid(
+                "the `iss` claim is missing or is not a string".into(),
+            ));
+        };
+        let trusted = self
+            .issuers
+            .iter()
+            .find(|candidate| candidate.issuer == iss)
+            .ok_or(AuthError::UntrustedIssuer)?;
+        let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+        let expected = format!("{:?}", trusted.algorithm);
+        if alg != expected {
+            return Err(AuthError::WrongAlgorithm {
+                expected,
+                found: alg.chars().take(16).collect(),
+            });
+        }
+
+        let mut validation = Validation::new(trusted.algorithm);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        validation.set_issuer(&[&trusted.issuer]);
+        validation.set_audience(&[&self.audience]);
+        // The time window is checked below against the injected clock, with our leeway.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        let data = jsonwebtoken::decode::<RegisteredClaims>(token, &trusted.key, &validation)
+            .map_err(|e| AuthError::Invalid(describe(e.kind())))?;
+        let claims = data.claims;
+
+        let now = self.clock.now().timestamp();
+        if now > claims.exp.saturating_add(self.leeway_seconds) {
+            return Err(AuthError::Expired);
+        }
+        if now.saturating_add(self.leeway_seconds) < claims.nbf {
+            return Err(AuthError::NotYetValid);
+        }
+        let roles = claims
+            .roles
+            .iter()
+            .filter_map(|name| name.parse::<Role>().ok())
+            .collect();
+        let mut attributes = claims.rest;
+        for registered in ["iat", "jti"] {
+            attributes.remove(registered);
+        }
+        Ok(Principal {
+            subject: claims.sub,
+            issuer: claims.iss,
+            roles,
+            attributes,
+        })
+    }
+}
+
+fn decode_segment<T: serde::de::DeserializeOwned>(
+    segment: &str,
+    what: &str,
+) -> Result<T, AuthError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| AuthError::Malformed(format!("the {what} is not base64url")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|_| AuthError::Malformed(format!("the {what} is not a JSON object")))
+}
+
+/// Words for a verification failure, without echoing any part of the token.
+fn describe(kind: &jsonwebtoken::errors::ErrorKind) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match kind {
+        ErrorKind::InvalidSignature => "the signature does not verify".into(),
+        ErrorKind::InvalidAudience => "the token is addressed to another node (`aud`)".into(),
+        ErrorKind::InvalidIssuer => "the `iss` claim does not match".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("the `{claim}` claim is required"),
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            "the signing algorithm is not accepted".into()
+        }
+        ErrorKind::Json(_) => {
+            "a claim is missing or has the wrong JSON type (iss, sub, aud must be strings; exp, nbf numbers)".into()
+        }
+        _ => "the token cannot be verified".into(),
+    }
+}

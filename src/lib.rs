@@ -1,0 +1,22 @@
+//! agora: one node of a European data space.
+//!
+//! The library holds the domain; `main.rs` is a thin command-line front end. Each module owns
+//! its types, its storage and its errors (see `docs/ARCHITECTURE.md`):
+//!
+//! - [`catalog`]: the DCAT-AP 3 model, its persistent store, validation, search and SPARQL;
+//! - [`identity`]: JWT validation against trusted issuers and the development issuer;
+//! - [`engine`]: the sector data pools (connector manifests and their deterministic data);
+//! - [`http`]: the actix-web front: routing, content negotiation, the problem+json contract;
+//! - [`config`]: the node's configuration (TOML file, `AGORA_*` variables, flags);
+//! - [`clock`]: the injected clock every time-dependent decision reads.
+
+pub mod catalog;
+pub mod clock;
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod identity;
+pub mod node;
+
+/// The version the node reports in `/health` and in its exports.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,288 @@
+//! The `agora` command line: a thin front over the library.
+
+use agora::catalog::sparql;
+use agora::clock::{SharedClock, SystemClock};
+use agora::config::Config;
+use agora::identity::{self, DevIssuer, Role, TokenRequest};
+use agora::node::Node;
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One node of a European data space: a federated DCAT-AP catalogue and a governed data broker.
+#[derive(Parser)]
+#[command(name = "agora", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the node.
+    Serve(ServeArgs),
+    /// Mint development tokens from the data directory's development issuer.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Publish a DCAT-AP dataset (Turtle, JSON-LD or N-Triples file) to a node.
+    Publish(PublishArgs),
+    /// Run a SPARQL query against a node and print the results.
+    Query(QueryArgs),
+    /// Internal: evaluate SPARQL queries for the node, one per line on stdin.
+    #[command(hide = true)]
+    SparqlWorker,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// A TOML configuration file.
+    #[arg(long, env = "AGORA_CONFIG")]
+    config: Option<PathBuf>,
+    /// The data directory (store, index, keys).
+    #[arg(long, env = "AGORA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to bind, e.g. 127.0.0.1:8080 (port 0 picks a free port).
+    #[arg(long, env = "AGORA_BIND")]
+    bind: Option<SocketAddr>,
+    /// Public base URL of the node, if it differs from http://{bind}.
+    #[arg(long, env = "AGORA_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Load the sector data pools described in the connectors folder.
+    #[arg(long, env = "AGORA_DEMO")]
+    demo: bool,
+    /// The folder of connector manifests.
+    #[arg(long, env = "AGORA_CONNECTORS_DIR")]
+    connectors: Option<PathBuf>,
+    /// A folder data holders' file:// distributions may point into (repeatable).
+    #[arg(long = "allow-root", env = "AGORA_ALLOW_ROOTS", value_delimiter = ':')]
+    allow_roots: Vec<PathBuf>,
+    /// Wall-clock budget of one SPARQL query, in milliseconds.
+    #[arg(long, env = "AGORA_SPARQL_TIMEOUT_MS")]
+    sparql_timeout_ms: Option<u64>,
+    /// Memory budget of one SPARQL query worker, in MiB.
+    #[arg(long, env = "AGORA_SPARQL_MEMORY_MIB")]
+    sparql_memory_mib: Option<u64>,
+    /// Log as JSON lines (default) or as text.
+    #[arg(long, env = "AGORA_LOG_FORMAT", default_value = "json")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a signed development token.
+    Issue {
+        /// The data directory of the node the token is for.
+        #[arg(long, env = "AGORA_DATA_DIR", default_value = "agora-data")]
+        data_dir: PathBuf,
+        /// The participant id.
+        #[arg(long)]
+        sub: String,
+        /// A role: holder, researcher, trainer or admin (repeatable).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// An attribute policies test, key=value (repeatable), e.g. country=DE.
+        #[arg(long = "claim")]
+        claims: Vec<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    /// The description file (.ttl, .jsonld/.json or .nt).
+    file: PathBuf,
+    /// The node's base URL.
+    #[arg(long, env = "AGORA_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// A bearer token with the holder role.
+    #[arg(long, env = "AGORA_TOKEN")]
+    token: String,
+}
+
+#[derive(Args)]
+struct QueryArgs {
+    /// The SPARQL query text, or @FILE to read it from a file.
+    query: String,
+    /// The node's base URL.
+    #[arg(long, env = "AGORA_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Result format: json, xml, csv, tsv, ttl, nt, jsonld.
+    #[arg(long, default_value = "csv")]
+    format: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Token { command } => token(command),
+        Command::Publish(args) => publish(args),
+        Command::Query(args) => query(args),
+        Command::SparqlWorker => Ok(sparql::worker_main()?),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(v) = args.data_dir {
+        config.data_dir = v;
+    }
+    if let Some(v) = args.bind {
+        config.bind = v;
+    }
+    if let Some(v) = args.public_url {
+        config.public_url = Some(v);
+    }
+    if args.demo {
+        config.demo = true;
+    }
+    if let Some(v) = args.connectors {
+        config.connectors_dir = v;
+    }
+    config.allow_roots.extend(args.allow_roots);
+    if let Some(v) = args.sparql_timeout_ms {
+        config.sparql.timeout_ms = v;
+    }
+    if let Some(v) = args.sparql_memory_mib {
+        config.sparql.memory_mib = v;
+    }
+    let listener =
+        TcpListener::bind(config.bind).with_context(|| format!("cannot bind {}", config.bind))?;
+    config.bind = listener.local_addr()?;
+    let clock: SharedClock = Arc::new(SystemClock);
+    let node = Node::open(config, clock).context("cannot start the node")?;
+    if node.config.demo {
+        let pools = node.load_demo().context("cannot load the demo pools")?;
+        println!("demo pools loaded: {}", pools.join(", "));
+    }
+    let url = node.config.public_url();
+    println!("agora {} listening on {url}", agora::VERSION);
+    println!("node id: {}", node.id);
+    if node.config.demo && node.config.identity.dev_issuer {
+        println!("development tokens (valid 24 h):");
+        for role in Role::ALL {
+            println!("  {role}: {}", node.demo_token(role)?);
+        }
+    }
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
+    actix_web::rt::System::new().block_on(agora::http::serve(node, listener, metrics))?;
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AGORA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn token(command: TokenCommand) -> anyhow::Result<()> {
+    let TokenCommand::Issue {
+        data_dir,
+        sub,
+        roles,
+        claims,
+        ttl,
+    } = command;
+    let roles = roles
+        .iter()
+        .map(|r| r.parse::<Role>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let id = identity::node_id(&data_dir)?;
+    let issuer = DevIssuer::load_or_create(&data_dir, &id)?;
+    let request = TokenRequest {
+        subject: sub,
+        roles,
+        claims: Default::default(),
+        lifetime: Duration::from_secs(ttl),
+    }
+    .with_claim_pairs(claims.iter().map(String::as_str))?;
+    println!("{}", issuer.issue(&request, &id, chrono::Utc::now())?);
+    Ok(())
+}
+
+fn http_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+fn publish(args: PublishArgs) -> anyhow::Result<()> {
+    let content_type = match args.file.extension().and_then(|e| e.to_str()) {
+        Some("ttl") => "text/turtle",
+        Some("jsonld") | Some("json") => "application/ld+json",
+        Some("nt") => "application/n-triples",
+        _ => bail!(
+            "cannot tell the syntax of {}: name it .ttl, .jsonld or .nt",
+            args.file.display()
+        ),
+    };
+    let body = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let mut response = http_agent()
+        .post(format!("{}/api/datasets", args.url.trim_end_matches('/')))
+        .header("Authorization", format!("Bearer {}", args.token))
+        .content_type(content_type)
+        .send(&body[..])
+        .with_context(|| format!("cannot reach {}", args.url))?;
+    let status = response.status();
+    let text = response.body_mut().read_to_string()?;
+    if status.is_success() {
+        println!("{text}");
+        Ok(())
+    } else {
+        bail!("the node refused the dataset ({status}): {text}")
+    }
+}
+
+fn query(args: QueryArgs) -> anyhow::Result<()> {
+    let text = match args.query.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
+        }
+        None => args.query,
+    };
+    let mut response = http_agent()
+        .post(format!(
+            "{}/sparql?format={}",
+            args.url.trim_end_matches('/'),
+            args.format
+        ))
+        .content_type("application/sparql-query")
+        .send(text.as_bytes())
+        .with_context(|| format!("cannot reach {}", args.url))?;
+    let status = response.status();
+    let body = response.body_mut().read_to_string()?;
+    if status.is_success() {
+        print!("{body}");
+        Ok(())
+    } else {
+        bail!("the query failed ({status}): {body}")
+    }
+}
