@@ -48,12 +48,14 @@ from rdflib.namespace import DCAT, DCTERMS, RDF, SH, SKOS, XSD
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
+sys.dont_write_bytecode = True  # keep tests/conformance free of __pycache__
 import validate_shacl  # noqa: E402
 
 ONT = REPO / "ontologies"
 CONNECTORS = REPO / "connectors"
 POLICIES = REPO / "policies"
 POOLS = ["health", "mobility", "climate"]
+VOCAB = Graph().parse(ONT / "vocabularies.ttl", format="turtle")
 
 ODRL = Namespace("http://www.w3.org/ns/odrl/2/")
 AGORA = Namespace("https://w3id.org/agora/ns#")
@@ -246,6 +248,42 @@ def check_manifests(c: Checks):
              f"connectors/{pool}.toml points at existing description and policy files")
 
 
+def generator_schemas() -> dict | None:
+    """The pool schemas written by the node's generator (src/engine/pools.rs), if they can be read."""
+    src = REPO / "src" / "engine" / "pools.rs"
+    if not src.is_file():
+        return None
+    text = src.read_text()
+    kinds = {"utf8": "utf8", "date": "date32", "f64_field": "float64", "i64_field": "int64",
+             "timestamp": "timestamp_ms"}
+    out = {}
+    for pool in POOLS:
+        m = re.search(r"Self::%s\s*=>\s*Schema::new\(vec!\[(.*?)\]\)" % pool.capitalize(), text, re.S)
+        if not m:
+            return None
+        cols = []
+        for call in re.finditer(r'(\w+)\("([^"]+)"(?:,\s*DataType::(\w+))?', m.group(1)):
+            fn, name, dt = call.groups()
+            if fn == "new":
+                cols.append((name, {"Boolean": "bool", "Utf8": "utf8", "Int64": "int64", "Float64": "float64",
+                                    "Date32": "date32"}.get(dt, "?")))
+            elif fn in kinds:
+                cols.append((name, kinds[fn]))
+        out[pool] = cols
+    return out
+
+
+def check_generator(manifests: dict, c: Checks):
+    schemas = generator_schemas()
+    if schemas is None:
+        print("  SKIP generator cross-check: src/engine/pools.rs not found or not understood")
+        return
+    for pool, m in manifests.items():
+        declared = [(col["name"], col["type"]) for col in m["data"]["columns"]]
+        c.ok(declared == schemas[pool], f"connectors/{pool}.toml columns = the generator's schema in src/engine/pools.rs",
+             f"manifest={declared} generator={schemas[pool]}")
+
+
 def check_health_variables(g: Graph, c: Checks):
     m = load_manifest("health")
     CSVW = Namespace("http://www.w3.org/ns/csvw#")
@@ -317,6 +355,15 @@ def check_policies(manifests: dict, c: Checks):
         for lo in g.objects(None, ODRL.leftOperand):
             if str(lo).startswith(str(AGORA)) and lo not in operands:
                 problems.append(f"{lo} is not an odrl:LeftOperand of the profile")
+        org_codes = {str(n) for n in profile.objects(None, SKOS.notation)}
+        for r in g.subjects(ODRL.leftOperand, AGORA.orgType):
+            for v in g.objects(r, ODRL.rightOperand):
+                if str(v) not in org_codes:
+                    problems.append(f"organisation type {v} is not a code of the profile")
+        for r in list(g.subjects(ODRL.leftOperand, AGORA.country)) + list(g.subjects(ODRL.leftOperand, ODRL.spatial)):
+            for v in g.objects(r, ODRL.rightOperand):
+                if (v, SKOS.inScheme, URIRef("http://publications.europa.eu/resource/authority/country")) not in VOCAB:
+                    problems.append(f"country {v} is not a country concept of vocabularies.ttl")
         # the columns named in duties exist in the pools that use the policy
         if f.name in used_by:
             cols = {col["name"] for col in manifests[used_by[f.name]]["data"]["columns"]}
@@ -357,7 +404,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     c = Checks()
 
-    vocab = Graph().parse(ONT / "vocabularies.ttl", format="turtle")
+    vocab = VOCAB
     ctx = json.loads((ONT / "context-v1.jsonld").read_text())
     manifests = {p: load_manifest(p) for p in POOLS}
 
@@ -376,7 +423,7 @@ def main(argv=None) -> int:
         files[name] = out / f"export-{name}.ttl"
         g.serialize(files[name], format="turtle")
         print(f"  wrote {files[name]} ({len(g)} triples)")
-    ctx_url = "https://w3id.org/agora/context/v1"
+    ctx_url = "https://w3id.org/agora/context/v1.jsonld"  # the node's published context IRI
     jsonld = json.loads(exports["all"].serialize(format="json-ld", context=ctx["@context"]))
     jsonld["@context"] = ctx_url
     files["all-jsonld"] = out / "export-all.jsonld"
@@ -469,6 +516,7 @@ def main(argv=None) -> int:
 
     print("== manifests, variables, policies, context")
     check_manifests(c)
+    check_generator(manifests, c)
     check_health_variables(datasets["health"][0], c)
     check_policies(manifests, c)
     check_context(exports["all"], ctx, c)
