@@ -40,6 +40,7 @@ use oxigraph::model::{
 use oxigraph::store::Store;
 use search::SearchIndex;
 use shapes::ShapeSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -211,6 +212,7 @@ pub struct Catalog {
     context: JsonLdContext,
     options: CatalogOptions,
     allow_roots: Vec<PathBuf>,
+    integer_datatypes: HashMap<NamedNode, NamedNode>,
     clock: SharedClock,
     write_lock: Mutex<()>,
     generation: AtomicU64,
@@ -264,6 +266,8 @@ impl Catalog {
             .iter()
             .filter_map(|root| root.canonicalize().ok())
             .collect();
+        let mut integer_datatypes = shapes_health.derived_integer_datatypes();
+        integer_datatypes.extend(shapes_mobility.derived_integer_datatypes());
         let catalog = Self {
             store,
             private,
@@ -275,6 +279,7 @@ impl Catalog {
             context,
             options,
             allow_roots,
+            integer_datatypes,
             clock,
             write_lock: Mutex::new(()),
             generation: AtomicU64::new(0),
@@ -520,13 +525,23 @@ impl Catalog {
         self.graph(local_graph(id).as_ref())
     }
 
+    /// Reads a stored graph. Oxigraph stores derived integer types (`xsd:nonNegativeInteger`)
+    /// as `xsd:integer`; the datatype the shapes declare for the property is put back.
     fn graph(&self, name: NamedNodeRef<'_>) -> Result<Graph> {
         let mut graph = Graph::new();
         for quad in self
             .store
             .quads_for_pattern(None, None, None, Some(name.into()))
         {
-            graph.insert(&Triple::from(quad?));
+            let mut triple = Triple::from(quad?);
+            if let Term::Literal(literal) = &triple.object
+                && literal.datatype() == xsd::INTEGER
+                && let Some(declared) = self.integer_datatypes.get(&triple.predicate)
+            {
+                triple.object =
+                    Literal::new_typed_literal(literal.value(), declared.clone()).into();
+            }
+            graph.insert(&triple);
         }
         Ok(graph)
     }
@@ -903,7 +918,11 @@ fn add_record(
     let date = |value: &str| Literal::new_typed_literal(value, xsd::DATE_TIME);
     graph.insert(&Triple::new(record.clone(), rdf::TYPE, DCAT_CATALOG_RECORD));
     graph.insert(&Triple::new(record.clone(), FOAF_PRIMARY_TOPIC, dataset));
+    // DCAT-AP's record shape checks the topic's class without inference: state the superclass.
+    graph.insert(&Triple::new(dataset, rdf::TYPE, DCAT_RESOURCE));
     graph.insert(&Triple::new(record.clone(), DCT_ISSUED, date(issued)));
+    // mobilityDCAT-AP makes the record's creation date mandatory.
+    graph.insert(&Triple::new(record.clone(), DCT_CREATED, date(issued)));
     graph.insert(&Triple::new(record.clone(), DCT_MODIFIED, date(modified)));
     graph.insert(&Triple::new(record, AGORA_ORIGIN, Literal::from("local")));
 }

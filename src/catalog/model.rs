@@ -14,6 +14,7 @@ pub mod terms {
         };
     }
     term!(DCAT_DATASET, "http://www.w3.org/ns/dcat#Dataset");
+    term!(DCAT_RESOURCE, "http://www.w3.org/ns/dcat#Resource");
     term!(DCAT_CATALOG, "http://www.w3.org/ns/dcat#Catalog");
     term!(
         DCAT_CATALOG_RECORD,
@@ -32,6 +33,7 @@ pub mod terms {
     term!(DCT_FORMAT, "http://purl.org/dc/terms/format");
     term!(DCT_LICENSE, "http://purl.org/dc/terms/license");
     term!(DCT_ISSUED, "http://purl.org/dc/terms/issued");
+    term!(DCT_CREATED, "http://purl.org/dc/terms/created");
     term!(DCT_MODIFIED, "http://purl.org/dc/terms/modified");
     term!(DCT_IDENTIFIER, "http://purl.org/dc/terms/identifier");
     term!(FOAF_NAME, "http://xmlns.com/foaf/0.1/name");

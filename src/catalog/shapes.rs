@@ -133,6 +133,41 @@ impl ShapeSet {
         self.shapes.extend(other.shapes);
     }
 
+    /// The derived XSD integer datatype each property must have (`xsd:nonNegativeInteger`,
+    /// ...). Oxigraph stores every integer as `xsd:integer`; exports put the declared type back.
+    pub fn derived_integer_datatypes(&self) -> HashMap<NamedNode, NamedNode> {
+        const DERIVED: [&str; 12] = [
+            "byte",
+            "short",
+            "int",
+            "long",
+            "unsignedByte",
+            "unsignedShort",
+            "unsignedInt",
+            "unsignedLong",
+            "positiveInteger",
+            "negativeInteger",
+            "nonPositiveInteger",
+            "nonNegativeInteger",
+        ];
+        let mut out = HashMap::new();
+        for shape in self.shapes.values() {
+            for property in &shape.properties {
+                for rule in &property.rules {
+                    if let ValueRule::Datatype(datatype) = rule
+                        && datatype
+                            .as_str()
+                            .strip_prefix("http://www.w3.org/2001/XMLSchema#")
+                            .is_some_and(|local| DERIVED.contains(&local))
+                    {
+                        out.insert(property.path.clone(), datatype.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Validates `data`, returning every finding (violations and warnings).
     pub fn validate(&self, data: &Graph) -> Vec<Finding> {
         let mut findings = Vec::new();

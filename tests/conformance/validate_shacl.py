@@ -85,6 +85,8 @@ def parse_args(argv):
     p.add_argument("--format", default="turtle", choices=sorted(FORMATS), help="syntax of the documents")
     p.add_argument("--header", action="append", default=[], metavar="'Name: value'",
                    help="HTTP header sent when fetching URLs (repeatable)")
+    p.add_argument("--skip-file", action="append", default=[], metavar="FILE",
+                   help="a file of --skip-shape lines ('IRI reason'; # starts a comment)")
     p.add_argument("--skip-shape", action="append", default=[], metavar="'IRI reason'",
                    help="disable an official shape that cannot apply, giving the reason (repeatable)")
     p.add_argument("--context", action="append", default=[], metavar="URL=FILE",
@@ -294,6 +296,10 @@ def main(argv=None) -> int:
             raise SystemExit(f"--context {c}: expected URL=FILE")
         contexts[url] = path
 
+    for skip_file in args.skip_file:
+        for line in Path(skip_file).read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                args.skip_shape.append(line)
     shapes, skipped, notes = load_shapes(args.shapes, ref, args.skip_shape)
     for note in notes:
         print(f"note: official shapes repaired: {note}")
