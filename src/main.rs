@@ -1,6 +1,6 @@
 //! The `agora` command line: a thin front over the library.
 
-use agora::catalog::sparql;
+use agora::catalog::{UploadSyntax, sparql};
 use agora::clock::{SharedClock, SystemClock};
 use agora::config::Config;
 use agora::identity::{self, DevIssuer, Role, TokenRequest};
@@ -33,6 +33,9 @@ enum Command {
     Publish(PublishArgs),
     /// Run a SPARQL query against a node and print the results.
     Query(QueryArgs),
+    /// Load an RDF file (reference data, vocabularies) into a public named graph of a stopped
+    /// node's store.
+    Load(LoadArgs),
     /// Internal: evaluate SPARQL queries for the node, one per line on stdin.
     #[command(hide = true)]
     SparqlWorker,
@@ -113,6 +116,18 @@ struct PublishArgs {
 }
 
 #[derive(Args)]
+struct LoadArgs {
+    /// The RDF file (.ttl, .nt or .jsonld).
+    file: PathBuf,
+    /// The data directory of the (stopped) node.
+    #[arg(long, env = "AGORA_DATA_DIR", default_value = "agora-data")]
+    data_dir: PathBuf,
+    /// The named graph to load into (replaced).
+    #[arg(long)]
+    graph: String,
+}
+
+#[derive(Args)]
 struct QueryArgs {
     /// The SPARQL query text, or @FILE to read it from a file.
     query: String,
@@ -131,6 +146,7 @@ fn main() -> anyhow::Result<()> {
         Command::Token { command } => token(command),
         Command::Publish(args) => publish(args),
         Command::Query(args) => query(args),
+        Command::Load(args) => load(args),
         Command::SparqlWorker => Ok(sparql::worker_main()?),
     }
 }
@@ -222,6 +238,30 @@ fn token(command: TokenCommand) -> anyhow::Result<()> {
     }
     .with_claim_pairs(claims.iter().map(String::as_str))?;
     println!("{}", issuer.issue(&request, &id, chrono::Utc::now())?);
+    Ok(())
+}
+
+fn load(args: LoadArgs) -> anyhow::Result<()> {
+    let syntax = match args.file.extension().and_then(|e| e.to_str()) {
+        Some("ttl") => UploadSyntax::Turtle,
+        Some("nt") => UploadSyntax::NTriples,
+        Some("jsonld") | Some("json") => UploadSyntax::JsonLd,
+        _ => bail!(
+            "cannot tell the syntax of {}: name it .ttl, .nt or .jsonld",
+            args.file.display()
+        ),
+    };
+    let body = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let config = Config {
+        data_dir: args.data_dir,
+        ..Config::default()
+    };
+    let clock: SharedClock = Arc::new(SystemClock);
+    let node = Node::open(config, clock)
+        .context("cannot open the data directory (is the node running?)")?;
+    let triples = node.catalog.load_graph(&args.graph, &body, syntax)?;
+    println!("loaded {triples} triples into <{}>", args.graph);
     Ok(())
 }
 

@@ -20,3 +20,5 @@ mod durability;
 mod hostile;
 #[path = "integration/sparql.rs"]
 mod sparql;
+#[path = "integration/sparql_protocol.rs"]
+mod sparql_protocol;

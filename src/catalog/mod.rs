@@ -452,6 +452,39 @@ impl Catalog {
         })
     }
 
+    /// Loads an operator's RDF file (Turtle, N-Triples or JSON-LD) into the public named graph
+    /// `graph`, replacing what it held: reference data and vocabularies that SPARQL users join
+    /// with the catalogue. Graphs under `urn:agora:` are the node's own and cannot be loaded.
+    pub fn load_graph(&self, graph: &str, body: &[u8], syntax: UploadSyntax) -> Result<usize> {
+        let name = NamedNode::new(graph).map_err(|e| CatalogError::BadRequest {
+            message: format!("the graph name must be an absolute IRI: {e}"),
+        })?;
+        if name.as_str().starts_with("urn:agora:") {
+            return Err(CatalogError::BadRequest {
+                message: "graphs under urn:agora: belong to the catalogue; pick another graph IRI"
+                    .into(),
+            });
+        }
+        let limits = IngestLimits {
+            max_bytes: usize::MAX,
+            max_json_depth: self.options.limits.max_json_depth,
+            max_triples: usize::MAX,
+        };
+        let parsed = ingest::parse_description(body, syntax, graph, limits, &KNOWN_CONTEXTS)?;
+        let _guard = self
+            .write_lock
+            .lock()
+            .map_err(|_| CatalogError::Internal("catalogue writer poisoned".into()))?;
+        let mut transaction = self.store.start_transaction()?;
+        transaction.clear_graph(name.as_ref())?;
+        for triple in parsed.iter() {
+            transaction.insert(triple.in_graph(name.as_ref()));
+        }
+        transaction.commit()?;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        Ok(parsed.len())
+    }
+
     /// Deletes dataset `id`; only its holder may.
     pub fn delete(&self, holder: &str, id: &str) -> Result<()> {
         let _guard = self

@@ -43,6 +43,8 @@ pub struct Options {
     pub demo: bool,
     /// Extra flags.
     pub args: Vec<String>,
+    /// RDF files loaded (`agora load`) into named graphs before the node starts.
+    pub preload: Vec<(String, PathBuf)>,
 }
 
 /// A running node and its data directory.
@@ -60,6 +62,21 @@ impl TestNode {
     pub fn start(options: Options) -> Self {
         let temp = tempfile::tempdir().expect("temp dir");
         let data_dir = temp.path().join("data");
+        for (graph, file) in &options.preload {
+            let output = Command::new(env!("CARGO_BIN_EXE_agora"))
+                .arg("load")
+                .arg(file)
+                .arg("--data-dir")
+                .arg(&data_dir)
+                .args(["--graph", graph])
+                .output()
+                .expect("agora load runs");
+            assert!(
+                output.status.success(),
+                "agora load: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
         let (child, url, lines) = spawn(&data_dir, &options);
         Self {
             url,

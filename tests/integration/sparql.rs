@@ -224,6 +224,7 @@ fn a_runaway_order_by_is_stopped_and_the_node_stays_responsive() {
     let mut node = TestNode::start(Options {
         demo: true,
         args: vec!["--sparql-timeout-ms".into(), "2000".into()],
+        ..Options::default()
     });
     // A four-way cross product of every triple, sorted: Oxigraph's cancellation does not
     // bound ORDER BY, the worker's deadline does.
