@@ -35,7 +35,7 @@ use model::{as_subject, single_dataset};
 use oxigraph::model::vocab::{rdf, xsd};
 use oxigraph::model::{
     Graph, GraphName, GraphNameRef, Literal, NamedNode, NamedNodeRef, NamedOrBlankNode,
-    NamedOrBlankNodeRef, Quad, QuadRef, Term, TermRef, Triple,
+    NamedOrBlankNodeRef, Quad, Term, TermRef, Triple,
 };
 use oxigraph::store::Store;
 use search::SearchIndex;
@@ -320,10 +320,7 @@ impl Catalog {
         syntax: UploadSyntax,
         id: Option<&str>,
     ) -> Result<Published> {
-        let id = match id {
-            Some(id) => id.to_owned(),
-            None => uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
-        };
+        let id = id.map(str::to_owned).unwrap_or_else(new_id);
         self.write(holder, &id, body, syntax, WriteMode::Create, None)
     }
 
@@ -365,6 +362,64 @@ impl Catalog {
         mode: WriteMode,
         pool_connector: Option<ConnectorRef>,
     ) -> Result<Published> {
+        let parsed = self.parse(id, body, syntax, pool_connector)?;
+        let _guard = self.lock_writer()?;
+        let write = self.check(holder, parsed, mode, &[])?;
+        let published = write.published();
+        self.commit(vec![write])?;
+        Ok(published)
+    }
+
+    /// Publishes many new datasets for `holder` in one commit: each document is checked on its
+    /// own, the valid ones are stored together (one transaction, one index commit) and the
+    /// others answered with their error. Returns one outcome per document, in order.
+    pub fn publish_batch(
+        &self,
+        holder: &str,
+        documents: &[&[u8]],
+        syntax: UploadSyntax,
+    ) -> Result<Vec<Result<Published>>> {
+        let parsed: Vec<Result<ParsedDataset>> = documents
+            .iter()
+            .map(|body| self.parse(&new_id(), body, syntax, None))
+            .collect();
+        let _guard = self.lock_writer()?;
+        let mut outcomes = Vec::with_capacity(parsed.len());
+        let mut writes = Vec::new();
+        for parsed in parsed {
+            let checked = parsed.and_then(|p| {
+                let iris: Vec<&NamedNode> =
+                    writes.iter().map(|w: &CheckedWrite| &w.dataset).collect();
+                self.check(holder, p, WriteMode::Create, &iris)
+            });
+            outcomes.push(match checked {
+                Ok(write) => {
+                    let published = write.published();
+                    writes.push(write);
+                    Ok(published)
+                }
+                Err(e) => Err(e),
+            });
+        }
+        self.commit(writes)?;
+        Ok(outcomes)
+    }
+
+    fn lock_writer(&self) -> Result<std::sync::MutexGuard<'_, ()>> {
+        self.write_lock
+            .lock()
+            .map_err(|_| CatalogError::Internal("catalogue writer poisoned".into()))
+    }
+
+    /// Parses a description for dataset `id`: names the dataset, moves `file://` locations to
+    /// the private connector, adds what the vocabularies know. Needs no lock.
+    fn parse(
+        &self,
+        id: &str,
+        body: &[u8],
+        syntax: UploadSyntax,
+        pool_connector: Option<ConnectorRef>,
+    ) -> Result<ParsedDataset> {
         if !is_valid_id(id) {
             return Err(CatalogError::NotFound { id: id.to_owned() });
         }
@@ -382,26 +437,49 @@ impl Catalog {
             None => self.take_file_connector(&mut graph, dataset.as_ref())?,
         };
         vocab::enrich(&mut graph, &self.vocabularies);
+        Ok(ParsedDataset {
+            id: id.to_owned(),
+            base_iri,
+            graph,
+            dataset,
+            connector,
+        })
+    }
 
-        let _guard = self
-            .write_lock
-            .lock()
-            .map_err(|_| CatalogError::Internal("catalogue writer poisoned".into()))?;
-        let graph_name = local_graph(id);
-        let existing = self.record(id)?;
+    /// Decides whether the write may happen (under the writer lock): existence, ownership,
+    /// IRI conflicts (also against `pending` IRIs of the same batch), then stamps the catalogue
+    /// record and validates against the shapes.
+    fn check(
+        &self,
+        holder: &str,
+        parsed: ParsedDataset,
+        mode: WriteMode,
+        pending: &[&NamedNode],
+    ) -> Result<CheckedWrite> {
+        let ParsedDataset {
+            id,
+            base_iri,
+            mut graph,
+            dataset,
+            connector,
+        } = parsed;
+        let graph_name = local_graph(&id);
+        let existing = self.record(&id)?;
         match (&existing, mode) {
             (Some(_), WriteMode::Create) => {
                 return Err(CatalogError::Conflict { iri: base_iri });
             }
-            (None, WriteMode::Replace) => return Err(CatalogError::NotFound { id: id.into() }),
+            (None, WriteMode::Replace) => return Err(CatalogError::NotFound { id }),
             (Some(record), WriteMode::Replace) if record.holder != holder => {
-                return Err(CatalogError::NotOwner { id: id.into() });
+                return Err(CatalogError::NotOwner { id });
             }
             _ => {}
         }
-        if let Some(other) = self.graph_using_iri(dataset.as_ref())?
-            && other != graph_name
-        {
+        let taken = match self.graph_using_iri(dataset.as_ref())? {
+            Some(other) => other != graph_name,
+            None => pending.contains(&&dataset),
+        };
+        if taken {
             return Err(CatalogError::Conflict {
                 iri: dataset.as_str().to_owned(),
             });
@@ -424,32 +502,50 @@ impl Catalog {
         if !violations.is_empty() {
             return Err(CatalogError::Invalid { violations });
         }
-
-        self.write_record(
-            &graph_name,
-            &DatasetRecord {
-                id: id.to_owned(),
+        let summary = DatasetSummary::from_graph(&graph, &id, dataset.as_ref(), "local");
+        Ok(CheckedWrite {
+            record: DatasetRecord {
+                id,
                 iri: dataset.as_str().to_owned(),
                 holder: holder.to_owned(),
-                issued: issued.clone(),
+                issued,
                 connector,
             },
-        )?;
-        let mut transaction = self.store.start_transaction()?;
-        transaction.clear_graph(graph_name.as_ref())?;
-        for triple in graph.iter() {
-            transaction.insert(triple.in_graph(graph_name.as_ref()));
-        }
-        transaction.commit()?;
-        self.generation.fetch_add(1, Ordering::SeqCst);
-
-        let summary = DatasetSummary::from_graph(&graph, id, dataset.as_ref(), "local");
-        self.index.apply(&[summary], &[])?;
-        Ok(Published {
-            id: id.to_owned(),
-            iri: dataset.as_str().to_owned(),
+            graph_name,
+            graph,
+            dataset,
+            summary,
             warnings: warnings.iter().map(FindingView::from).collect(),
         })
+    }
+
+    /// Stores checked writes: the private records, then the public graphs (see the module
+    /// documentation for why this order), then the search index.
+    fn commit(&self, writes: Vec<CheckedWrite>) -> Result<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut private = self.private.start_transaction()?;
+        for write in &writes {
+            for quad in self.record_quads(&write.graph_name)? {
+                private.remove(&quad);
+            }
+            for quad in record_quads_for(&write.graph_name, &write.record)? {
+                private.insert(&quad);
+            }
+        }
+        private.commit()?;
+        let mut public = self.store.start_transaction()?;
+        for write in &writes {
+            public.clear_graph(write.graph_name.as_ref())?;
+            for triple in write.graph.iter() {
+                public.insert(triple.in_graph(write.graph_name.as_ref()));
+            }
+        }
+        public.commit()?;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let summaries: Vec<DatasetSummary> = writes.into_iter().map(|w| w.summary).collect();
+        self.index.apply(&summaries, &[])
     }
 
     /// Loads an operator's RDF file (Turtle, N-Triples or JSON-LD) into the public named graph
@@ -471,10 +567,7 @@ impl Catalog {
             max_triples: usize::MAX,
         };
         let parsed = ingest::parse_description(body, syntax, graph, limits, &KNOWN_CONTEXTS)?;
-        let _guard = self
-            .write_lock
-            .lock()
-            .map_err(|_| CatalogError::Internal("catalogue writer poisoned".into()))?;
+        let _guard = self.lock_writer()?;
         let mut transaction = self.store.start_transaction()?;
         transaction.clear_graph(name.as_ref())?;
         for triple in parsed.iter() {
@@ -487,10 +580,7 @@ impl Catalog {
 
     /// Deletes dataset `id`; only its holder may.
     pub fn delete(&self, holder: &str, id: &str) -> Result<()> {
-        let _guard = self
-            .write_lock
-            .lock()
-            .map_err(|_| CatalogError::Internal("catalogue writer poisoned".into()))?;
+        let _guard = self.lock_writer()?;
         let record = self
             .record(id)?
             .ok_or_else(|| CatalogError::NotFound { id: id.into() })?;
@@ -757,52 +847,17 @@ impl Catalog {
         })
     }
 
-    fn write_record(&self, graph_name: &NamedNode, record: &DatasetRecord) -> Result<()> {
+    /// The private quads currently stored about the dataset of `graph_name`.
+    fn record_quads(&self, graph_name: &NamedNode) -> Result<Vec<Quad>> {
         let subject = NamedOrBlankNodeRef::from(graph_name.as_ref());
-        let default = GraphNameRef::DefaultGraph;
-        let old: Vec<Quad> = self
+        Ok(self
             .private
-            .quads_for_pattern(Some(subject), None, None, Some(default))
-            .collect::<std::result::Result<_, _>>()?;
-        let mut transaction = self.private.start_transaction()?;
-        for quad in &old {
-            transaction.remove(quad);
-        }
-        let iri = NamedNode::new(&record.iri)
-            .map_err(|e| CatalogError::Internal(format!("dataset IRI: {e}")))?;
-        transaction.insert(QuadRef::new(
-            subject,
-            AGORA_HOLDER,
-            &Literal::from(record.holder.as_str()),
-            default,
-        ));
-        transaction.insert(QuadRef::new(subject, AGORA_DATASET_IRI, &iri, default));
-        transaction.insert(QuadRef::new(
-            subject,
-            DCT_ISSUED,
-            &Literal::from(record.issued.as_str()),
-            default,
-        ));
-        if let Some(connector) = &record.connector {
-            let json = serde_json::to_string(connector)
-                .map_err(|e| CatalogError::Internal(e.to_string()))?;
-            transaction.insert(QuadRef::new(
-                subject,
-                AGORA_CONNECTOR,
-                &Literal::from(json),
-                default,
-            ));
-        }
-        transaction.commit()?;
-        Ok(())
+            .quads_for_pattern(Some(subject), None, None, Some(GraphNameRef::DefaultGraph))
+            .collect::<std::result::Result<_, _>>()?)
     }
 
     fn remove_record(&self, graph_name: &NamedNode) -> Result<()> {
-        let subject = NamedOrBlankNodeRef::from(graph_name.as_ref());
-        let old: Vec<Quad> = self
-            .private
-            .quads_for_pattern(Some(subject), None, None, Some(GraphNameRef::DefaultGraph))
-            .collect::<std::result::Result<_, _>>()?;
+        let old = self.record_quads(graph_name)?;
         let mut transaction = self.private.start_transaction()?;
         for quad in &old {
             transaction.remove(quad);
@@ -857,6 +912,74 @@ impl Catalog {
         }
         Ok(())
     }
+}
+
+/// A parsed description, not yet checked against the catalogue.
+struct ParsedDataset {
+    id: String,
+    base_iri: String,
+    graph: Graph,
+    dataset: NamedNode,
+    connector: Option<ConnectorRef>,
+}
+
+/// A write that passed every check and only waits to be committed.
+struct CheckedWrite {
+    record: DatasetRecord,
+    graph_name: NamedNode,
+    graph: Graph,
+    dataset: NamedNode,
+    summary: DatasetSummary,
+    warnings: Vec<FindingView>,
+}
+
+impl CheckedWrite {
+    fn published(&self) -> Published {
+        Published {
+            id: self.record.id.clone(),
+            iri: self.record.iri.clone(),
+            warnings: self.warnings.clone(),
+        }
+    }
+}
+
+/// A fresh dataset id: 12 hex digits (48 random bits).
+fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+}
+
+/// The private quads that record `record`.
+fn record_quads_for(graph_name: &NamedNode, record: &DatasetRecord) -> Result<Vec<Quad>> {
+    let subject: NamedOrBlankNode = graph_name.clone().into();
+    let default = GraphName::DefaultGraph;
+    let iri = NamedNode::new(&record.iri)
+        .map_err(|e| CatalogError::Internal(format!("dataset IRI: {e}")))?;
+    let mut quads = vec![
+        Quad::new(
+            subject.clone(),
+            AGORA_HOLDER,
+            Literal::from(record.holder.as_str()),
+            default.clone(),
+        ),
+        Quad::new(subject.clone(), AGORA_DATASET_IRI, iri, default.clone()),
+        Quad::new(
+            subject.clone(),
+            DCT_ISSUED,
+            Literal::from(record.issued.as_str()),
+            default.clone(),
+        ),
+    ];
+    if let Some(connector) = &record.connector {
+        let json =
+            serde_json::to_string(connector).map_err(|e| CatalogError::Internal(e.to_string()))?;
+        quads.push(Quad::new(
+            subject,
+            AGORA_CONNECTOR,
+            Literal::from(json),
+            default,
+        ));
+    }
+    Ok(quads)
 }
 
 /// The private record the node keeps about one of its datasets.

@@ -56,6 +56,126 @@ pub async fn publish(
         .json(published))
 }
 
+/// Most documents in one batch.
+pub const MAX_BATCH_DOCUMENTS: usize = 10_000;
+/// Largest batch body.
+pub const MAX_BATCH_BYTES: usize = 64 << 20;
+
+/// The outcome of one document of a batch.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct BatchItem {
+    /// The document's line number (from 1).
+    line: usize,
+    /// The new dataset's id, when it was published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    /// The dataset IRI, when it was published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iri: Option<String>,
+    /// Why it was refused, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<Problem>,
+}
+
+/// The outcome of a batch.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct BatchOutcome {
+    /// Documents published.
+    published: usize,
+    /// Documents refused.
+    failed: usize,
+    /// One entry per document, in order.
+    items: Vec<BatchItem>,
+}
+
+/// Publish many datasets at once (holder role): one JSON-LD dataset document per line. Valid
+/// documents are stored in one commit; each refused one is answered with its problem.
+#[utoipa::path(post, path = "/api/datasets/batch", tag = "catalogue",
+    request_body(content = String, description = "NDJSON: one JSON-LD DCAT-AP dataset per line (at most 10,000 lines, 64 MiB)", content_type = "application/x-ndjson"),
+    responses(
+        (status = 200, description = "Every document processed", body = BatchOutcome),
+        (status = 400, description = "Empty or too many documents", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a holder", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not NDJSON", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn publish_batch(
+    holder: Holder,
+    node: web::Data<Node>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let essence = content_type(&request)
+        .and_then(|ct| ct.split(';').next())
+        .map(|ct| ct.trim().to_ascii_lowercase());
+    if !matches!(
+        essence.as_deref(),
+        Some("application/x-ndjson") | Some("application/jsonl")
+    ) {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send one JSON-LD dataset per line as application/x-ndjson",
+        ));
+    }
+    let lines: Vec<(usize, &[u8])> = body
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+        .map(|(n, line)| (n + 1, line))
+        .collect();
+    if lines.is_empty() {
+        return Err(ApiError::bad_request(
+            "the batch is empty: send one JSON-LD dataset per line",
+        ));
+    }
+    if lines.len() > MAX_BATCH_DOCUMENTS {
+        return Err(ApiError::bad_request(format!(
+            "the batch has {} documents; send at most {MAX_BATCH_DOCUMENTS} per request",
+            lines.len()
+        )));
+    }
+    let numbers: Vec<usize> = lines.iter().map(|(n, _)| *n).collect();
+    let owned: Vec<Vec<u8>> = lines.iter().map(|(_, l)| l.to_vec()).collect();
+    let catalog = node.catalog.clone();
+    let outcomes = web::block(move || {
+        let documents: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+        catalog.publish_batch(&holder.0.subject, &documents, UploadSyntax::JsonLd)
+    })
+    .await??;
+    let mut published = 0;
+    let items: Vec<BatchItem> = numbers
+        .into_iter()
+        .zip(outcomes)
+        .map(|(line, outcome)| match outcome {
+            Ok(done) => {
+                published += 1;
+                BatchItem {
+                    line,
+                    id: Some(done.id),
+                    iri: Some(done.iri),
+                    problem: None,
+                }
+            }
+            Err(error) => BatchItem {
+                line,
+                id: None,
+                iri: None,
+                problem: Some(ApiError::from(error).problem()),
+            },
+        })
+        .collect();
+    let failed = items.len() - published;
+    Ok(HttpResponse::Ok().json(BatchOutcome {
+        published,
+        failed,
+        items,
+    }))
+}
+
 /// Replace a dataset (its holder only).
 #[utoipa::path(put, path = "/api/datasets/{id}", tag = "catalogue",
     params(("id" = String, Path, description = "Dataset id")),

@@ -24,11 +24,12 @@ use utoipa::OpenApi;
     info(title = "agora", description = "One node of a European data space: DCAT-AP catalogue, SPARQL, governed data."),
     paths(
         ops::health, ops::metrics, ops::openapi, ops::jwks,
-        catalog::publish, catalog::read, catalog::replace, catalog::remove, catalog::search, catalog::catalog_page,
+        catalog::publish, catalog::publish_batch, catalog::read, catalog::replace, catalog::remove, catalog::search, catalog::catalog_page,
         sparql::query_get, sparql::query_post,
     ),
     components(schemas(error::Problem, crate::catalog::Published, crate::catalog::FindingView,
-        crate::catalog::SearchResults, crate::catalog::SearchItem)),
+        crate::catalog::SearchResults, crate::catalog::SearchItem,
+        catalog::BatchOutcome, catalog::BatchItem)),
     modifiers(&BearerScheme),
 )]
 pub struct ApiDoc;
@@ -62,6 +63,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::resource("/api/datasets")
                 .get(catalog::search)
                 .post(catalog::publish),
+        )
+        .service(
+            web::resource("/api/datasets/batch")
+                .app_data(web::PayloadConfig::new(catalog::MAX_BATCH_BYTES))
+                .post(catalog::publish_batch),
         )
         .service(
             web::resource("/api/datasets/{id}")

@@ -81,7 +81,12 @@ fn publish_turtle_then_read_in_every_format() {
         .iter()
         .find(|n| n["@id"] == iri)
         .expect("dataset node");
-    assert_eq!(dataset["@type"], "dcat:Dataset");
+    assert!(
+        dataset["@type"]
+            .as_array()
+            .is_some_and(|t| t.contains(&"dcat:Dataset".into())),
+        "{dataset}"
+    );
     assert_eq!(
         dataset["dct:title"]["@value"],
         "Hourly electricity grid load 2024"
@@ -324,4 +329,70 @@ fn catalog_is_paged_with_links() {
             .unwrap_or_default()
             .contains("rel=\"next\"")
     );
+}
+
+#[test]
+fn batch_publishes_valid_documents_and_reports_the_others() {
+    let node = TestNode::start(Options::default());
+    let token = node.token("water-agency", Role::Holder, &[]);
+    let auth = bearer(&token);
+    let valid: serde_json::Value =
+        serde_json::from_slice(&fixture("dataset.jsonld")).expect("json");
+    let mut second = valid.clone();
+    second["@id"] = "https://water.example/datasets/lake-levels".into();
+    let mut invalid = valid.clone();
+    invalid.as_object_mut().expect("object").remove("dct:title");
+    invalid["@id"] = "https://water.example/datasets/untitled".into();
+    let body = [valid.clone(), invalid, second, valid]
+        .iter()
+        .map(|doc| doc.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let response = node.send(
+        "POST",
+        "/api/datasets/batch",
+        &[("content-type", "application/x-ndjson"), (auth.0, &auth.1)],
+        body.as_bytes(),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let outcome = response.json();
+    assert_eq!(outcome["published"], 2, "{outcome}");
+    assert_eq!(outcome["failed"], 2, "{outcome}");
+    let items = outcome["items"].as_array().expect("items");
+    assert!(items[0]["id"].is_string());
+    assert_eq!(items[1]["problem"]["status"], 422, "{outcome}");
+    assert!(items[2]["id"].is_string());
+    // The same IRI twice in one batch: the second is a conflict.
+    assert_eq!(items[3]["problem"]["status"], 409, "{outcome}");
+    assert_eq!(node.get("/api/datasets", &[]).json()["total"], 2);
+
+    node.send(
+        "POST",
+        "/api/datasets/batch",
+        &[("content-type", "application/x-ndjson"), (auth.0, &auth.1)],
+        b"\n\n",
+    )
+    .assert_problem(400);
+    node.send(
+        "POST",
+        "/api/datasets/batch",
+        &[("content-type", "text/turtle"), (auth.0, &auth.1)],
+        b"x",
+    )
+    .assert_problem(415);
+    node.send(
+        "POST",
+        "/api/datasets/batch",
+        &[("content-type", "application/x-ndjson")],
+        b"{}",
+    )
+    .assert_problem(401);
+    let too_many = "{}\n".repeat(10_001);
+    node.send(
+        "POST",
+        "/api/datasets/batch",
+        &[("content-type", "application/x-ndjson"), (auth.0, &auth.1)],
+        too_many.as_bytes(),
+    )
+    .assert_problem(400);
 }
