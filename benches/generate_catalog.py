@@ -273,13 +273,18 @@ def dataset(seed: int, i: int) -> dict:
     if rng.random() < 0.5:
         title = f"{measure}: {topics[0]} {qualifier}, {place}"
     else:
-        title = f"{topics[0].capitalize()} in {place}, {start_year}-{end_year if not open_ended else 'today'}"
+        title = f"{topics[0].capitalize()} in {place}, {start_year}" + ("-today" if open_ended else (f"-{end_year}" if end_year != start_year else ""))
     title = title[0].upper() + title[1:]
     context = {"publisher": pub["name"], "qualifier": qualifier, "place": place,
                "start": start_year, "end": end_year if not open_ended else "today",
                "topic2": topics[1], "topic3": topics[2], "frequency_word": FREQUENCY_WORD[frequency]}
-    first = (f"{measure} of {topics[0]} {qualifier} in {place}"
-             f" ({start_year}{'-' + str(end_year) if not open_ended else ' onwards'}).")
+    if open_ended:
+        span = f"{start_year} onwards"
+    elif end_year == start_year:
+        span = str(start_year)
+    else:
+        span = f"{start_year}-{end_year}"
+    first = f"{measure} of {topics[0]} {qualifier} in {place} ({span})."
     sentences = [first] + [s.format(**context) for s in rng.sample(SENTENCES, rng.randint(2, 4))]
     keywords = list(dict.fromkeys(
         [topics[0], topics[1]] + rng.sample(TOPICS[theme], rng.randint(0, 2))

@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# Multi-stage build of the agora release binary into a slim runtime image.
+
+FROM rust:1.95-slim-bookworm AS build
+# libclang: RocksDB's bindgen; clang + mold: the linker setup in .cargo/config.toml.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libclang-dev clang mold g++ \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# Dependencies first, so source edits do not rebuild RocksDB and DataFusion.
+COPY Cargo.toml Cargo.lock ./
+COPY .cargo .cargo
+RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+ && cargo build --release --locked \
+ && rm -rf src
+COPY src src
+COPY ontologies ontologies
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin agora
+
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates libstdc++6 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/agora --create-home agora
+COPY --from=build /src/target/release/agora /usr/local/bin/agora
+COPY connectors /usr/share/agora/connectors
+COPY policies /usr/share/agora/policies
+USER agora
+WORKDIR /var/lib/agora
+ENV AGORA_DATA_DIR=/var/lib/agora/data \
+    AGORA_CONNECTORS_DIR=/usr/share/agora/connectors \
+    AGORA_BIND=0.0.0.0:8080 \
+    AGORA_PUBLIC_URL=http://localhost:8080
+VOLUME ["/var/lib/agora/data"]
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/agora"]
+CMD ["serve"]
