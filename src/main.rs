@@ -189,7 +189,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("demo pools loaded: {}", pools.join(", "));
     }
     let url = node.config.public_url();
-    println!("agora {} listening on {url}", agora::VERSION);
+    println!(
+        "agora {} listening on http://{}",
+        agora::VERSION,
+        node.config.bind
+    );
+    if node.config.public_url.is_some() {
+        println!("public URL: {url}");
+    }
     println!("node id: {}", node.id);
     if node.config.demo && node.config.identity.dev_issuer {
         println!("development tokens (valid 24 h):");

@@ -132,3 +132,120 @@ fn cli_errors_say_what_to_fix() {
     assert!(!bad_config.status.success());
     assert!(String::from_utf8_lossy(&bad_config.stderr).contains("configuration file"));
 }
+
+#[test]
+fn configuration_comes_from_file_then_environment_then_flags() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("agora.toml");
+    std::fs::write(
+        &config,
+        "public_url = \"https://file.example\"\n[sparql]\ntimeout_ms = 5000\n[limits]\nmax_body_bytes = 100000\n",
+    )
+    .expect("config");
+    let file_only = TestNode::start(Options {
+        args: vec!["--config".into(), config.display().to_string()],
+        ..Options::default()
+    });
+    let token = file_only.token("h", agora::identity::Role::Holder, &[]);
+    let blank = String::from_utf8(crate::common::fixture("dataset.ttl"))
+        .expect("utf8")
+        .replace(
+            "<https://energy.example/datasets/grid-load-2024>\n    a dcat:Dataset",
+            "_:d\n    a dcat:Dataset",
+        );
+    let response = file_only.send(
+        "POST",
+        "/api/datasets",
+        &[
+            ("content-type", "text/turtle"),
+            ("authorization", &format!("Bearer {token}")),
+        ],
+        blank.as_bytes(),
+    );
+    assert_eq!(response.status, 201, "{}", response.text());
+    assert!(
+        response.json()["iri"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("https://file.example/datasets/")
+    );
+    // The file's body cap applies.
+    let big = vec![b' '; 200_000];
+    file_only
+        .send(
+            "POST",
+            "/api/datasets",
+            &[
+                ("content-type", "text/turtle"),
+                ("authorization", &format!("Bearer {token}")),
+            ],
+            &big,
+        )
+        .assert_problem(413);
+
+    let env_over_file = TestNode::start(Options {
+        args: vec!["--config".into(), config.display().to_string()],
+        env: vec![("AGORA_PUBLIC_URL".into(), "https://env.example".into())],
+        ..Options::default()
+    });
+    let token = env_over_file.token("h", agora::identity::Role::Holder, &[]);
+    let response = env_over_file.send(
+        "POST",
+        "/api/datasets",
+        &[
+            ("content-type", "text/turtle"),
+            ("authorization", &format!("Bearer {token}")),
+        ],
+        blank.as_bytes(),
+    );
+    assert!(
+        response.json()["iri"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("https://env.example/datasets/")
+    );
+
+    let flag_over_env = TestNode::start(Options {
+        args: vec![
+            "--config".into(),
+            config.display().to_string(),
+            "--public-url".into(),
+            "https://flag.example".into(),
+        ],
+        env: vec![("AGORA_PUBLIC_URL".into(), "https://env.example".into())],
+        ..Options::default()
+    });
+    let token = flag_over_env.token("h", agora::identity::Role::Holder, &[]);
+    let response = flag_over_env.send(
+        "POST",
+        "/api/datasets",
+        &[
+            ("content-type", "text/turtle"),
+            ("authorization", &format!("Bearer {token}")),
+        ],
+        blank.as_bytes(),
+    );
+    assert!(
+        response.json()["iri"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("https://flag.example/datasets/")
+    );
+
+    std::fs::write(&config, "bind = 42\n").expect("config");
+    let bad = agora(&["serve", "--config", &config.display().to_string()]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("invalid"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully_and_keeps_the_data() {
+    let mut node = TestNode::start(Options::default());
+    crate::catalog::publish_fixture(&node, "h");
+    let status = node.terminate();
+    assert!(status.success(), "exit status {status:?}");
+}

@@ -45,6 +45,8 @@ pub struct Options {
     pub args: Vec<String>,
     /// RDF files loaded (`agora load`) into named graphs before the node starts.
     pub preload: Vec<(String, PathBuf)>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 /// A running node and its data directory.
@@ -97,6 +99,14 @@ impl TestNode {
         self.child = child;
         self.url = url;
         self.stdout_lines = lines;
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        self.child.wait().expect("exits")
     }
 
     /// Whether the process is still running.
@@ -187,6 +197,7 @@ fn spawn(data_dir: &Path, options: &Options) -> (Child, String, Vec<String>) {
         .arg("--connectors")
         .arg(repo_root().join("connectors"))
         .args(&options.args)
+        .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("AGORA_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -275,3 +275,42 @@ fn queries_see_writes_immediately() {
         true
     );
 }
+
+#[test]
+fn a_flood_of_heavy_queries_is_admitted_within_bounds() {
+    let mut node = TestNode::start(Options {
+        demo: true,
+        args: vec!["--sparql-timeout-ms".into(), "1000".into()],
+        ..Options::default()
+    });
+    let heavy = "SELECT * WHERE { GRAPH ?g1 { ?a ?b ?c } GRAPH ?g2 { ?d ?e ?f } GRAPH ?g3 { ?h ?i ?j } } ORDER BY ?c ?f ?j";
+    let url = format!("{}/sparql?query={}", node.url, encode(heavy));
+    let clients: Vec<_> = (0..40)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let response = crate::common::agent().get(&url).call().expect("exchange");
+                let retry_after = response.headers().get("retry-after").is_some();
+                (response.status().as_u16(), retry_after)
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    node.assert_healthy();
+    let outcomes: Vec<(u16, bool)> = clients
+        .into_iter()
+        .map(|c| c.join().expect("thread"))
+        .collect();
+    assert!(
+        outcomes.iter().all(|(status, _)| *status == 503),
+        "{outcomes:?}"
+    );
+    let busy = outcomes.iter().filter(|(_, retry)| *retry).count();
+    // 2 running + 16 queued are evaluated (and stopped at the deadline); the rest are turned
+    // away at once with Retry-After.
+    assert!(
+        busy >= 40 - 18,
+        "only {busy} of 40 were turned away: {outcomes:?}"
+    );
+    node.assert_healthy();
+}

@@ -72,11 +72,7 @@ struct Expected {
 }
 
 fn check(response: &crate::common::Response, expected: &Expected) -> Result<(), String> {
-    if !expected
-        .statuses
-        .iter()
-        .any(|class| response.status / 100 == *class)
-    {
+    if !expected.statuses.contains(&(response.status / 100)) {
         return Err(format!(
             "status {} not in {:?}xx: {}",
             response.status,
