@@ -250,10 +250,23 @@ impl SparqlService {
                 }
                 answer
             }
-            Ok(Err(_io)) => {
-                // The worker died: almost always its RLIMIT_AS (allocation failure aborts).
-                let _ = worker.child.kill().await;
-                Err(QueryError::OutOfMemory(self.config.memory_mib))
+            Ok(Err(io)) => {
+                // The worker died. A failed allocation under RLIMIT_AS aborts the process.
+                let _ = worker.child.start_kill();
+                let status = worker.child.wait().await.ok();
+                #[cfg(unix)]
+                let aborted = status.is_some_and(|s| {
+                    std::os::unix::process::ExitStatusExt::signal(&s) == Some(libc::SIGABRT)
+                });
+                #[cfg(not(unix))]
+                let aborted = false;
+                if aborted {
+                    Err(QueryError::OutOfMemory(self.config.memory_mib))
+                } else {
+                    Err(QueryError::Internal(format!(
+                        "the SPARQL worker failed ({io}); exit status {status:?}"
+                    )))
+                }
             }
             Err(_elapsed) => {
                 let _ = worker.child.kill().await;
@@ -307,6 +320,10 @@ impl SparqlService {
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
+            // Each glibc malloc arena reserves 64 MiB of address space; with RLIMIT_AS that
+            // reservation, not the query, would decide when a worker dies. One arena suffices
+            // for a single-threaded evaluation.
+            .env("MALLOC_ARENA_MAX", "1")
             .kill_on_drop(true);
         let limit = self.config.memory_mib.saturating_mul(1 << 20);
         #[cfg(unix)]

@@ -314,3 +314,71 @@ fn a_flood_of_heavy_queries_is_admitted_within_bounds() {
     );
     node.assert_healthy();
 }
+
+#[test]
+fn a_query_over_its_memory_budget_is_stopped() {
+    let mut node = TestNode::start(Options {
+        demo: true,
+        args: vec![
+            "--sparql-timeout-ms".into(),
+            "60000".into(),
+            "--sparql-memory-mib".into(),
+            "512".into(),
+        ],
+        ..Options::default()
+    });
+    // Sorting a 3-way cross product materialises hundreds of millions of rows: the worker
+    // hits its address-space limit long before the (generous) deadline.
+    let heavy = "SELECT * WHERE { GRAPH ?g1 { ?a ?b ?c } GRAPH ?g2 { ?d ?e ?f } GRAPH ?g3 { ?h ?i ?j } } ORDER BY ?c ?f ?j";
+    let response = node.get(&format!("/sparql?query={}", encode(heavy)), &[]);
+    let problem = response.assert_problem(503);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("memory budget"),
+        "{problem}"
+    );
+    node.assert_healthy();
+    let next = node.get(
+        &format!("/sparql?query={}", encode("ASK { ?s ?p ?o }")),
+        &[("accept", "application/sparql-results+json")],
+    );
+    assert_eq!(next.status, 200, "{}", next.text());
+}
+
+#[test]
+fn operations_endpoints_describe_the_node() {
+    let node = TestNode::start(Options::default());
+    let health = node.get("/health", &[]).json();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["version"], agora::VERSION);
+    let openapi = node.get("/openapi.json", &[]).json();
+    assert!(
+        openapi["openapi"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("3.1"),
+        "{}",
+        openapi["openapi"]
+    );
+    for path in [
+        "/api/datasets",
+        "/api/datasets/{id}",
+        "/api/datasets/batch",
+        "/sparql",
+        "/catalog",
+        "/health",
+    ] {
+        assert!(
+            openapi["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    let metrics = node.get("/metrics", &[]).text();
+    assert!(metrics.contains("http_requests_total"), "{metrics}");
+    assert!(
+        metrics.contains("http_request_duration_seconds"),
+        "{metrics}"
+    );
+}
