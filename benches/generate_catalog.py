@@ -200,7 +200,11 @@ N_PUBLISHERS = 300
 MOBILITY_THEMES = ["public-transport-scheduled-transport", "traffic-data", "parking",
                    "road-network", "other"]
 MOBILITY_STANDARDS = ["gtfs", "netex", "datex-II", "siri", "other"]
-HEALTH_CATEGORIES = ["EHRS", "REGISTRY", "SURVEY", "CLAIMS", "IDHE"]
+HEALTH_CATEGORIES = ["EHRS", "HRAD", "PHDR", "RQSH"]
+TRANSPORT_MODES = ["bus", "tram-light-rail", "bicycle", "car", "e-scooter", "pedestrian",
+                   "long-distance-rail", "ferry"]
+NETWORK_COVERAGE = ["urban-and-local-roads", "metro-subway-tram-or-light-rail-network",
+                    "long-distance-rail-network", "motorways"]
 CONDITIONS = ["free-of-charge", "contractual-arrangement-free-of-charge", "licence-provided"]
 
 
@@ -312,6 +316,8 @@ def dataset(seed: int, i: int) -> dict:
             "@id": f"{iri}/distribution/{k}",
             "@type": "dcat:Distribution",
             "dct:title": lit(f"{topics[0].capitalize()} ({fmt.replace('_', ' ').lower()})"),
+            "dct:description": lit(f"{measure} of {topics[0]} {qualifier} as "
+                                   f"{fmt.replace('_', ' ')}, one file per year."),
             "dcat:accessURL": {"@id": f"{pub['home']}data/{i}/{k}"},
             "dct:format": {"@id": f"eu:file-type/{fmt}"},
             "dct:license": {"@id": f"eu:licence/{rng.choices(LICENCES, weights=LICENCE_WEIGHTS)[0]}"},
@@ -361,6 +367,7 @@ def dataset(seed: int, i: int) -> dict:
             "@id": f"{BASE}/hdab/{country}",
             "@type": "foaf:Agent",
             "foaf:name": lit(f"Health Data Access Body ({country})"),
+            "dct:type": {"@id": "http://purl.org/adms/publishertype/NationalAuthority"},
             "cv:contactPoint": {"@type": "cv:ContactPoint",
                                 "cv:email": f"permits@hdab-{country.lower()}.example"},
         }
@@ -377,6 +384,12 @@ def dataset(seed: int, i: int) -> dict:
         doc["mobilitydcatap:georeferencingMethod"] = {
             "@id": "https://w3id.org/mobilitydcat-ap/georeferencing-method/geocoordinates"}
         doc["dct:conformsTo"] = {"@id": "http://www.opengis.net/def/crs/EPSG/0/4326"}
+        doc["mobilitydcatap:transportMode"] = [
+            {"@id": f"https://w3id.org/mobilitydcat-ap/transport-mode/{m}"}
+            for m in rng.sample(TRANSPORT_MODES, rng.randint(1, 3))]
+        doc["mobilitydcatap:networkCoverage"] = {
+            "@id": f"https://w3id.org/mobilitydcat-ap/network-coverage/{rng.choice(NETWORK_COVERAGE)}"}
+        doc["dct:rightsHolder"] = {"@id": pub["iri"]}
     return doc
 
 

@@ -30,6 +30,7 @@ pub use search::{FACETS, SearchItem, SearchQuery, SearchResults};
 pub use shapes::{Finding, Severity};
 
 use crate::clock::SharedClock;
+use bytes::Bytes;
 use ingest::KnownContext;
 use model::{as_subject, single_dataset};
 use oxigraph::model::vocab::{rdf, xsd};
@@ -216,7 +217,11 @@ pub struct Catalog {
     clock: SharedClock,
     write_lock: Mutex<()>,
     generation: AtomicU64,
+    exports: Mutex<HashMap<(String, ExportFormat), (u64, Bytes)>>,
 }
+
+/// Most serialised descriptions kept; the cache is emptied when full.
+const EXPORT_CACHE_ENTRIES: usize = 8192;
 
 impl std::fmt::Debug for Catalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -283,6 +288,7 @@ impl Catalog {
             clock,
             write_lock: Mutex::new(()),
             generation: AtomicU64::new(0),
+            exports: Mutex::new(HashMap::new()),
         };
         catalog.remove_orphan_records()?;
         catalog.reconcile_index()?;
@@ -642,10 +648,38 @@ impl Catalog {
 
     /// The public description of dataset `id`.
     pub fn describe(&self, id: &str) -> Result<Graph> {
-        if self.record(id)?.is_none() {
-            return Err(CatalogError::NotFound { id: id.into() });
+        let name = is_valid_id(id).then(|| local_graph(id));
+        match name {
+            Some(name) if self.store.contains_named_graph(name.as_ref())? => {
+                self.graph(name.as_ref())
+            }
+            _ => Err(CatalogError::NotFound { id: id.into() }),
         }
-        self.graph(local_graph(id).as_ref())
+    }
+
+    /// The serialised description of dataset `id`, from the export cache when no write
+    /// happened since it was made.
+    pub fn export(&self, id: &str, format: ExportFormat) -> Result<Bytes> {
+        if let Some(bytes) = self.cached_export(id, format) {
+            return Ok(bytes);
+        }
+        // Read the generation first: a write racing with this read makes the entry stale.
+        let generation = self.generation();
+        let bytes = Bytes::from(serialize(&self.describe(id)?, format, &self.context));
+        if let Ok(mut cache) = self.exports.lock() {
+            if cache.len() >= EXPORT_CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert((id.to_owned(), format), (generation, bytes.clone()));
+        }
+        Ok(bytes)
+    }
+
+    /// The cached export of `id`, if still current. Cheap: no storage access.
+    pub fn cached_export(&self, id: &str, format: ExportFormat) -> Option<Bytes> {
+        let cache = self.exports.lock().ok()?;
+        let (generation, bytes) = cache.get(&(id.to_owned(), format))?;
+        (*generation == self.generation()).then(|| bytes.clone())
     }
 
     /// Reads a stored graph. Oxigraph stores derived integer types (`xsd:nonNegativeInteger`)

@@ -287,19 +287,30 @@ pub async fn read(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let representation = negotiate(&request, query.format.as_deref())?;
-    let catalog = node.catalog.clone();
     let id = id.into_inner();
-    let page_id = id.clone();
-    let graph = web::block(move || catalog.describe(&id)).await??;
     let response = match representation {
-        Representation::Rdf(format) => HttpResponse::Ok()
-            .content_type(format.media_type())
-            .insert_header((header::VARY, "Accept"))
-            .body(serialize(&graph, format, node.catalog.context())),
-        Representation::Html => HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .insert_header((header::VARY, "Accept"))
-            .body(crate::http::pages::dataset_page(&page_id, &graph)),
+        Representation::Rdf(format) => {
+            let body = match node.catalog.cached_export(&id, format) {
+                Some(bytes) => bytes,
+                None => {
+                    let catalog = node.catalog.clone();
+                    web::block(move || catalog.export(&id, format)).await??
+                }
+            };
+            HttpResponse::Ok()
+                .content_type(format.media_type())
+                .insert_header((header::VARY, "Accept"))
+                .body(body)
+        }
+        Representation::Html => {
+            let catalog = node.catalog.clone();
+            let page_id = id.clone();
+            let graph = web::block(move || catalog.describe(&id)).await??;
+            HttpResponse::Ok()
+                .content_type("text/html; charset=utf-8")
+                .insert_header((header::VARY, "Accept"))
+                .body(crate::http::pages::dataset_page(&page_id, &graph))
+        }
     };
     Ok(response)
 }

@@ -205,6 +205,13 @@ fn only_the_publishing_holder_may_replace_or_delete() {
         .assert_problem(403);
     node.send("DELETE", &path, &[], b"").assert_problem(401);
 
+    // Read once so the export is cached; the replacement below must not be served stale.
+    assert!(
+        !node
+            .get(&path, &[("accept", "text/turtle")])
+            .text()
+            .contains("revised")
+    );
     let changed = String::from_utf8(fixture("dataset.ttl"))
         .expect("utf8")
         .replace(
@@ -218,6 +225,11 @@ fn only_the_publishing_holder_may_replace_or_delete() {
         changed.as_bytes(),
     );
     assert_eq!(response.status, 200, "{}", response.text());
+    assert!(
+        node.get(&path, &[("accept", "text/turtle")])
+            .text()
+            .contains("revised")
+    );
     let found = node.get("/api/datasets?q=revised", &[]).json();
     assert_eq!(found["total"], 1, "{found}");
 
