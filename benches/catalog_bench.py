@@ -471,7 +471,7 @@ def report(r: dict) -> str:
     out = []
     n = r["datasets"]
     out.append(f"### Run of {r['date']} — `{r['command']}`\n")
-    out.append(f"Machine: {r['machine']}. agora {r['agora_version']}, "
+    out.append(f"Machine: {r['machine']}. {r['agora_version']}, "
                f"reference {r.get('oxigraph_version', 'not run')}.\n")
     p = r["publish"]
     out.append("**Bulk publishing** "

@@ -253,7 +253,7 @@ impl Catalog {
         let store = Store::open(data_dir.join("catalog"))?;
         let private = Store::open(data_dir.join("catalog-private"))?;
         let index = SearchIndex::open(&data_dir.join("search"))?;
-        let mut shapes_core = ShapeSet::from_turtle("dcat-ap-shapes.ttl", embedded::SHAPES_CORE)
+        let shapes_core = ShapeSet::from_turtle("dcat-ap-shapes.ttl", embedded::SHAPES_CORE)
             .map_err(|e| internal(e.to_string()))?;
         // Sector shapes may refer to the core shapes (sh:node), so each sector set includes them.
         let sector = |file: &str, source: &str| -> Result<ShapeSet> {
@@ -263,7 +263,6 @@ impl Catalog {
         shapes_health.merge(sector("dcat-ap-shapes.ttl", embedded::SHAPES_CORE)?);
         let mut shapes_mobility = sector("mobilitydcat-ap-shapes.ttl", embedded::SHAPES_MOBILITY)?;
         shapes_mobility.merge(sector("dcat-ap-shapes.ttl", embedded::SHAPES_CORE)?);
-        shapes_core.merge(ShapeSet::default());
         let vocabularies = vocab::load(embedded::VOCABULARIES).map_err(internal)?;
         let context = JsonLdContext::from_document(embedded::CONTEXT).map_err(internal)?;
         let allow_roots = options

@@ -223,8 +223,8 @@ impl SearchIndex {
     pub fn search(&self, query: &SearchQuery) -> Result<SearchResults, CatalogError> {
         let f = self.fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let text = query.text.trim();
-        if !text.is_empty() {
+        let free_text = query.text.trim();
+        if !free_text.is_empty() {
             let mut parser = QueryParser::for_index(
                 &self.index,
                 vec![f.title, f.description, f.keywords, f.publisher_name],
@@ -232,7 +232,7 @@ impl SearchIndex {
             parser.set_field_boost(f.title, 3.0);
             parser.set_field_boost(f.keywords, 2.0);
             // Lenient: a stray quote or colon in a search box is not the user's error.
-            let (parsed, _) = parser.parse_query_lenient(text);
+            let (parsed, _) = parser.parse_query_lenient(free_text);
             clauses.push((Occur::Must, parsed));
         }
         for (name, value) in &query.filters {
@@ -308,7 +308,7 @@ impl SearchIndex {
                     .collect(),
                 publisher: text(f.publisher_name),
                 origin: text(f.origin),
-                score: (!text_is_empty(&query.text)).then_some(score),
+                score: (!free_text.is_empty()).then_some(score),
             });
         }
         Ok(SearchResults {
@@ -317,8 +317,4 @@ impl SearchIndex {
             facets,
         })
     }
-}
-
-fn text_is_empty(text: &str) -> bool {
-    text.trim().is_empty()
 }
