@@ -489,11 +489,7 @@ impl Catalog {
                 iri: dataset.as_str().to_owned(),
             });
         }
-        let now = self
-            .clock
-            .now()
-            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-            .to_string();
+        let now = canonical_date_time(self.clock.now());
         let issued = existing
             .as_ref()
             .map(|r| r.issued.clone())
@@ -514,6 +510,7 @@ impl Catalog {
                 iri: dataset.as_str().to_owned(),
                 holder: holder.to_owned(),
                 issued,
+                modified: now,
                 connector,
             },
             graph_name,
@@ -632,6 +629,10 @@ impl Catalog {
             Some(Term::Literal(l)) => l.value().to_owned(),
             _ => String::new(),
         };
+        let modified = match value(DCT_MODIFIED)? {
+            Some(Term::Literal(l)) => l.value().to_owned(),
+            _ => String::new(),
+        };
         let connector = match value(AGORA_CONNECTOR)? {
             Some(Term::Literal(l)) => serde_json::from_str(l.value()).ok(),
             _ => None,
@@ -641,6 +642,7 @@ impl Catalog {
             iri: iri.into_string(),
             holder: holder.value().to_owned(),
             issued,
+            modified,
             connector,
         }))
     }
@@ -912,12 +914,37 @@ impl Catalog {
         Ok(())
     }
 
+    /// The recorded `dct:modified` of every local dataset, in one scan of the private store.
+    fn modified_by_id(&self) -> Result<HashMap<String, String>> {
+        let mut out = HashMap::new();
+        for quad in self.private.quads_for_pattern(
+            None,
+            Some(DCT_MODIFIED),
+            None,
+            Some(GraphNameRef::DefaultGraph),
+        ) {
+            let quad = quad?;
+            if let (NamedOrBlankNode::NamedNode(subject), Term::Literal(modified)) =
+                (&quad.subject, &quad.object)
+                && let Some(id) = subject.as_str().strip_prefix("urn:agora:local:")
+            {
+                out.insert(id.to_owned(), modified.value().to_owned());
+            }
+        }
+        Ok(out)
+    }
+
     /// Rebuilds index entries that disagree with the store (after a crash or a schema change).
     fn reconcile_index(&self) -> Result<()> {
         let indexed = self.index.fingerprints()?;
         let ids = self.ids()?;
+        let recorded = self.modified_by_id()?;
         let mut stale = Vec::new();
         for id in &ids {
+            // Only datasets whose record disagrees with the index are read back.
+            if indexed.get(id).is_some() && indexed.get(id) == recorded.get(id) {
+                continue;
+            }
             let graph = self.graph(local_graph(id).as_ref())?;
             let Ok(NamedOrBlankNodeRef::NamedNode(dataset)) = single_dataset(&graph) else {
                 continue;
@@ -976,6 +1003,13 @@ impl CheckedWrite {
     }
 }
 
+/// `at` as a canonical `xsd:dateTime` (no trailing zeros in the fraction), the form Oxigraph
+/// reads back, so the private record and the stored graph agree on `dct:modified`.
+fn canonical_date_time(at: chrono::DateTime<chrono::Utc>) -> String {
+    let text = at.format("%Y-%m-%dT%H:%M:%S%.3f").to_string();
+    format!("{}Z", text.trim_end_matches('0').trim_end_matches('.'))
+}
+
 /// A fresh dataset id: 12 hex digits (48 random bits).
 fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
@@ -995,6 +1029,12 @@ fn record_quads_for(graph_name: &NamedNode, record: &DatasetRecord) -> Result<Ve
             default.clone(),
         ),
         Quad::new(subject.clone(), AGORA_DATASET_IRI, iri, default.clone()),
+        Quad::new(
+            subject.clone(),
+            DCT_MODIFIED,
+            Literal::from(record.modified.as_str()),
+            default.clone(),
+        ),
         Quad::new(
             subject.clone(),
             DCT_ISSUED,
@@ -1026,6 +1066,8 @@ pub struct DatasetRecord {
     pub holder: String,
     /// When it was first published.
     pub issued: String,
+    /// When it was last written (the catalogue record's `dct:modified`).
+    pub modified: String,
     /// Where its data lives.
     pub connector: Option<ConnectorRef>,
 }
@@ -1157,4 +1199,52 @@ fn walk(root: &Path, depth: usize) -> Vec<PathBuf> {
         }
     }
     files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use oxigraph::model::QuadRef;
+
+    #[test]
+    fn record_times_are_canonical_date_times() {
+        let at = |ms| {
+            chrono::Utc
+                .timestamp_millis_opt(ms)
+                .single()
+                .expect("valid")
+        };
+        assert_eq!(
+            canonical_date_time(at(1_700_000_000_000)),
+            "2023-11-14T22:13:20Z"
+        );
+        assert_eq!(
+            canonical_date_time(at(1_700_000_000_100)),
+            "2023-11-14T22:13:20.1Z"
+        );
+        assert_eq!(
+            canonical_date_time(at(1_700_000_000_123)),
+            "2023-11-14T22:13:20.123Z"
+        );
+        // The store gives the same lexical form back.
+        let literal =
+            Literal::new_typed_literal(canonical_date_time(at(1_700_000_000_100)), xsd::DATE_TIME);
+        let store = Store::new().expect("memory store");
+        let g = NamedNode::new_unchecked("urn:g");
+        store
+            .insert(QuadRef::new(&g, &g, &literal, &g))
+            .expect("insert");
+        let back = store.iter().next().expect("one").expect("quad").object;
+        assert_eq!(back, Term::from(literal));
+    }
+
+    #[test]
+    fn ids_are_safe_path_segments() {
+        assert!(is_valid_id("health"));
+        assert!(is_valid_id("3cb284f39fde"));
+        for bad in ["", ".hidden", "a/b", "a b", "../x", &"x".repeat(65)] {
+            assert!(!is_valid_id(bad), "{bad}");
+        }
+    }
 }
