@@ -942,7 +942,7 @@ impl Catalog {
         let mut stale = Vec::new();
         for id in &ids {
             // Only datasets whose record disagrees with the index are read back.
-            if indexed.get(id).is_some() && indexed.get(id) == recorded.get(id) {
+            if indexed.contains_key(id) && indexed.get(id) == recorded.get(id) {
                 continue;
             }
             let graph = self.graph(local_graph(id).as_ref())?;
