@@ -110,16 +110,8 @@ impl Node {
         let mut loaded = Vec::new();
         for pool in pools::load_pools(&self.config.connectors_dir)? {
             let path = pools::ensure_data(&pool, &self.config.data_dir)?;
-            let mut description = pool.description()?;
-            let policy_uid =
-                policy_uid(&pool.policy()?).ok_or_else(|| pools::PoolError::Manifest {
-                    path: pool.folder.join(&pool.manifest.policy),
-                    message: "the policy has no `uid` or `@id`".into(),
-                })?;
-            description.extend_from_slice(
-                format!("\n<> <http://www.w3.org/ns/odrl/2/hasPolicy> <{policy_uid}> .\n")
-                    .as_bytes(),
-            );
+            let description = pool.description()?;
+            let policy = pool.policy()?;
             let connector = ConnectorRef {
                 location: path
                     .strip_prefix(&self.config.data_dir)
@@ -128,8 +120,13 @@ impl Node {
                     .into_owned(),
                 format: pool.manifest.data.format.clone(),
             };
-            self.catalog
-                .publish_pool(DEMO_HOLDER, &pool.manifest.id, &description, connector)?;
+            self.catalog.publish_pool(
+                DEMO_HOLDER,
+                &pool.manifest.id,
+                &description,
+                &policy,
+                connector,
+            )?;
             loaded.push(pool.manifest.id.clone());
         }
         Ok(loaded)
@@ -154,14 +151,6 @@ impl Node {
             .dev_issuer
             .issue(&request, &self.id, self.clock.now())?)
     }
-}
-
-fn policy_uid(policy: &[u8]) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(policy).ok()?;
-    let uid = value.get("uid").or_else(|| value.get("@id"))?.as_str()?;
-    oxigraph::model::NamedNode::new(uid)
-        .ok()
-        .map(|n| n.into_string())
 }
 
 fn load_trusted_issuer(

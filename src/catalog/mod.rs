@@ -134,16 +134,26 @@ mod embedded {
     pub const SHAPES_MOBILITY: &str = include_str!("../../ontologies/mobilitydcat-ap-shapes.ttl");
     pub const VOCABULARIES: &str = include_str!("../../ontologies/vocabularies.ttl");
     pub const CONTEXT: &str = include_str!("../../ontologies/context-v1.jsonld");
+    pub const ODRL_CONTEXT: &str = include_str!("../../ontologies/odrl-context.jsonld");
     pub const CATALOG: &str = include_str!("../../ontologies/catalog.ttl");
 }
 
 /// The URL under which the node's own JSON-LD context is known to the ingest.
 pub const CONTEXT_URL: &str = "https://w3id.org/agora/context/v1.jsonld";
 
-static KNOWN_CONTEXTS: [KnownContext; 1] = [KnownContext {
-    url: CONTEXT_URL,
-    document: embedded::CONTEXT,
-}];
+/// The ODRL 2.2 context URL policies refer to.
+pub const ODRL_CONTEXT_URL: &str = "http://www.w3.org/ns/odrl.jsonld";
+
+static KNOWN_CONTEXTS: [KnownContext; 2] = [
+    KnownContext {
+        url: CONTEXT_URL,
+        document: embedded::CONTEXT,
+    },
+    KnownContext {
+        url: ODRL_CONTEXT_URL,
+        document: embedded::ODRL_CONTEXT,
+    },
+];
 
 /// Settings of a catalogue.
 #[derive(Debug, Clone)]
@@ -335,16 +345,33 @@ impl Catalog {
         holder: &str,
         id: &str,
         description: &[u8],
+        policy: &[u8],
         connector: ConnectorRef,
     ) -> Result<Published> {
-        self.write(
-            holder,
-            id,
-            description,
-            UploadSyntax::Turtle,
-            WriteMode::Upsert,
-            Some(connector),
-        )
+        let mut parsed = self.parse(id, description, UploadSyntax::Turtle, Some(connector))?;
+        let policy = ingest::parse_description(
+            policy,
+            UploadSyntax::JsonLd,
+            &parsed.base_iri,
+            self.options.limits,
+            &KNOWN_CONTEXTS,
+        )?;
+        let uid = policy_node(&policy).ok_or_else(|| CatalogError::BadRequest {
+            message: "the policy has no odrl:Offer, odrl:Set or odrl:Agreement named by an IRI"
+                .into(),
+        })?;
+        for triple in policy.iter() {
+            parsed.graph.insert(triple);
+        }
+        parsed
+            .graph
+            .insert(&Triple::new(parsed.dataset.clone(), ODRL_HAS_POLICY, uid));
+        vocab::enrich(&mut parsed.graph, &self.vocabularies);
+        let _guard = self.lock_writer()?;
+        let write = self.check(holder, parsed, WriteMode::Upsert, &[])?;
+        let published = write.published();
+        self.commit(vec![write])?;
+        Ok(published)
     }
 
     /// Replaces dataset `id`; only its holder may.
@@ -1001,6 +1028,21 @@ impl CheckedWrite {
             warnings: self.warnings.clone(),
         }
     }
+}
+
+/// The policy a graph describes: its `odrl:Offer`, `odrl:Set` or `odrl:Agreement` IRI.
+fn policy_node(graph: &Graph) -> Option<NamedNode> {
+    ["Offer", "Set", "Agreement", "Policy"]
+        .iter()
+        .find_map(|class| {
+            let class = NamedNode::new_unchecked(format!("http://www.w3.org/ns/odrl/2/{class}"));
+            graph
+                .subjects_for_predicate_object(rdf::TYPE, &class)
+                .find_map(|s| match s {
+                    NamedOrBlankNodeRef::NamedNode(n) => Some(n.into_owned()),
+                    NamedOrBlankNodeRef::BlankNode(_) => None,
+                })
+        })
 }
 
 /// `at` as a canonical `xsd:dateTime` (no trailing zeros in the fraction), the form Oxigraph
