@@ -17,6 +17,7 @@ pub mod engine;
 pub mod http;
 pub mod identity;
 pub mod node;
+pub mod policy;
 
 /// The version the node reports in `/health` and in its exports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -18,6 +18,8 @@ mod demo;
 mod durability;
 #[path = "integration/hostile.rs"]
 mod hostile;
+#[path = "integration/policy.rs"]
+mod policy;
 #[path = "integration/sparql.rs"]
 mod sparql;
 #[path = "integration/sparql_protocol.rs"]

@@ -41,7 +41,8 @@ impl Knowledge {
             .chain(triples(embedded::PROFILE))
         {
             if triple.predicate.as_str() == SKOS_BROADER
-                && let (Some(narrow), Term::NamedNode(broad)) = (subject_iri(&triple), &triple.object)
+                && let (Some(narrow), Term::NamedNode(broad)) =
+                    (subject_iri(&triple), &triple.object)
             {
                 knowledge.purposes.insert(narrow, broad.as_str());
             }
@@ -56,7 +57,9 @@ impl Knowledge {
             };
             match (triple.predicate.as_str(), &triple.object) {
                 (p, Term::NamedNode(o)) if p == format!("{ODRL}includedIn") => {
-                    knowledge.profile_actions.insert(subject, o.as_str().to_owned());
+                    knowledge
+                        .profile_actions
+                        .insert(subject, o.as_str().to_owned());
                 }
                 (RDF_TYPE, Term::NamedNode(o)) if o.as_str() == format!("{ODRL}LeftOperand") => {
                     knowledge.profile_left_operands.insert(subject);
@@ -140,7 +143,9 @@ impl Knowledge {
         if let Some(iri) = self.countries_by_code.get(&code) {
             return Some(iri);
         }
-        self.countries.get(&format!("{EU_COUNTRY}{code}")).map(String::as_str)
+        self.countries
+            .get(&format!("{EU_COUNTRY}{code}"))
+            .map(String::as_str)
     }
 
     /// Whether `country` (a concept IRI) is part of `region` (a concept IRI): itself, or a member

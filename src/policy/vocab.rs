@@ -32,11 +32,6 @@ pub(crate) fn odrl(local: &str) -> String {
     format!("{ODRL}{local}")
 }
 
-/// `agora:` + `local`, as a string.
-pub(crate) fn agora(local: &str) -> String {
-    format!("{AGORA}{local}")
-}
-
 /// The local name of an IRI in `namespace`, if it is in it.
 pub(crate) fn local<'a>(iri: &'a str, namespace: &str) -> Option<&'a str> {
     iri.strip_prefix(namespace).filter(|rest| !rest.is_empty())
@@ -70,6 +65,15 @@ pub(crate) fn compact(iri: &str) -> String {
         }
     }
     iri.to_owned()
+}
+
+/// How people read a term in sentences: ODRL's own terms bare (`use`, `purpose`), others compact
+/// (`agora:pseudonymise`).
+pub(crate) fn label(iri: &str) -> String {
+    match local(iri, ODRL) {
+        Some(name) => name.to_owned(),
+        None => compact(iri),
+    }
 }
 
 /// The ODRL 2.2 actions in force, each with the action it is `odrl:includedIn` (transcribed from
