@@ -18,6 +18,7 @@ pub mod http;
 pub mod identity;
 pub mod node;
 pub mod policy;
+pub mod rdf_input;
 
 /// The version the node reports in `/health` and in its exports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

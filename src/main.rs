@@ -1,10 +1,11 @@
 //! The `agora` command line: a thin front over the library.
 
-use agora::catalog::{UploadSyntax, sparql};
+use agora::catalog::sparql;
 use agora::clock::{SharedClock, SystemClock};
 use agora::config::Config;
 use agora::identity::{self, DevIssuer, Role, TokenRequest};
 use agora::node::Node;
+use agora::rdf_input::RdfSyntax;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use std::net::{SocketAddr, TcpListener};
@@ -139,6 +140,15 @@ struct QueryArgs {
     format: String,
 }
 
+/// Prints a line for the operator; a closed stdout (a detached terminal, a reader gone) must not
+/// take the node down, so write errors are ignored instead of panicking like `println!`.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -186,22 +196,22 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let node = Node::open(config, clock).context("cannot start the node")?;
     if node.config.demo {
         let pools = node.load_demo().context("cannot load the demo pools")?;
-        println!("demo pools loaded: {}", pools.join(", "));
+        say!("demo pools loaded: {}", pools.join(", "));
     }
     let url = node.config.public_url();
-    println!(
+    say!(
         "agora {} listening on http://{}",
         agora::VERSION,
         node.config.bind
     );
     if node.config.public_url.is_some() {
-        println!("public URL: {url}");
+        say!("public URL: {url}");
     }
-    println!("node id: {}", node.id);
+    say!("node id: {}", node.id);
     if node.config.demo && node.config.identity.dev_issuer {
-        println!("development tokens (valid 24 h):");
+        say!("development tokens (valid 24 h):");
         for role in Role::ALL {
-            println!("  {role}: {}", node.demo_token(role)?);
+            say!("  {role}: {}", node.demo_token(role)?);
         }
     }
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -244,19 +254,21 @@ fn token(command: TokenCommand) -> anyhow::Result<()> {
         lifetime: Duration::from_secs(ttl),
     }
     .with_claim_pairs(claims.iter().map(String::as_str))?;
-    println!("{}", issuer.issue(&request, &id, chrono::Utc::now())?);
+    say!("{}", issuer.issue(&request, &id, chrono::Utc::now())?);
     Ok(())
 }
 
 fn load(args: LoadArgs) -> anyhow::Result<()> {
-    let syntax = match args.file.extension().and_then(|e| e.to_str()) {
-        Some("ttl") => UploadSyntax::Turtle,
-        Some("nt") => UploadSyntax::NTriples,
-        Some("jsonld") | Some("json") => UploadSyntax::JsonLd,
-        _ => bail!(
+    let Some(syntax) = args
+        .file
+        .extension()
+        .and_then(|e| e.to_str())
+        .and_then(RdfSyntax::from_extension)
+    else {
+        bail!(
             "cannot tell the syntax of {}: name it .ttl, .nt or .jsonld",
             args.file.display()
-        ),
+        );
     };
     let body = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
@@ -268,7 +280,7 @@ fn load(args: LoadArgs) -> anyhow::Result<()> {
     let node = Node::open(config, clock)
         .context("cannot open the data directory (is the node running?)")?;
     let triples = node.catalog.load_graph(&args.graph, &body, syntax)?;
-    println!("loaded {triples} triples into <{}>", args.graph);
+    say!("loaded {triples} triples into <{}>", args.graph);
     Ok(())
 }
 
@@ -301,7 +313,7 @@ fn publish(args: PublishArgs) -> anyhow::Result<()> {
     let status = response.status();
     let text = response.body_mut().read_to_string()?;
     if status.is_success() {
-        println!("{text}");
+        say!("{text}");
         Ok(())
     } else {
         bail!("the node refused the dataset ({status}): {text}")

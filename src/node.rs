@@ -2,11 +2,12 @@
 //! development issuer, the SPARQL workers and, with `--demo`, the sector pools.
 
 use crate::catalog::sparql::SparqlService;
-use crate::catalog::{Catalog, CatalogOptions, ConnectorRef, IngestLimits};
+use crate::catalog::{Catalog, CatalogOptions, ConnectorRef};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::engine::pools;
 use crate::identity::{self, DevIssuer, Role, TokenRequest, TokenValidator, TrustedIssuer};
+use crate::rdf_input::InputLimits;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,7 +81,7 @@ impl Node {
         }
         let options = CatalogOptions {
             public_url: config.public_url(),
-            limits: IngestLimits {
+            limits: InputLimits {
                 max_bytes: config.limits.max_body_bytes,
                 max_json_depth: config.limits.max_json_depth,
                 max_triples: config.limits.max_triples,

@@ -16,7 +16,6 @@
 //! private record without a public graph (never acknowledged); [`Catalog::open`] removes it.
 
 mod export;
-mod ingest;
 mod model;
 mod search;
 mod shapes;
@@ -24,14 +23,13 @@ pub mod sparql;
 mod vocab;
 
 pub use export::{ExportFormat, JsonLdContext, serialize};
-pub use ingest::{IngestLimits, UploadSyntax};
 pub use model::{DatasetSummary, terms};
 pub use search::{FACETS, SearchItem, SearchQuery, SearchResults};
 pub use shapes::{Finding, Severity};
 
 use crate::clock::SharedClock;
+use crate::rdf_input::{self, InputError, InputLimits, RdfSyntax};
 use bytes::Bytes;
-use ingest::KnownContext;
 use model::{as_subject, single_dataset};
 use oxigraph::model::vocab::{rdf, xsd};
 use oxigraph::model::{
@@ -118,6 +116,17 @@ pub enum CatalogError {
     Internal(String),
 }
 
+impl From<InputError> for CatalogError {
+    fn from(e: InputError) -> Self {
+        match e {
+            InputError::TooLarge { limit } => Self::TooLarge { limit },
+            InputError::TooDeep { limit } => Self::TooDeep { limit },
+            InputError::TooManyTriples { limit } => Self::TooManyTriples { limit },
+            InputError::Syntax { message } => Self::Syntax { message },
+        }
+    }
+}
+
 impl From<oxigraph::store::StorageError> for CatalogError {
     fn from(e: oxigraph::store::StorageError) -> Self {
         Self::Internal(format!("store: {e}"))
@@ -133,27 +142,8 @@ mod embedded {
     pub const SHAPES_HEALTH: &str = include_str!("../../ontologies/healthdcat-ap-shapes.ttl");
     pub const SHAPES_MOBILITY: &str = include_str!("../../ontologies/mobilitydcat-ap-shapes.ttl");
     pub const VOCABULARIES: &str = include_str!("../../ontologies/vocabularies.ttl");
-    pub const CONTEXT: &str = include_str!("../../ontologies/context-v1.jsonld");
-    pub const ODRL_CONTEXT: &str = include_str!("../../ontologies/odrl-context.jsonld");
     pub const CATALOG: &str = include_str!("../../ontologies/catalog.ttl");
 }
-
-/// The URL under which the node's own JSON-LD context is known to the ingest.
-pub const CONTEXT_URL: &str = "https://w3id.org/agora/context/v1.jsonld";
-
-/// The ODRL 2.2 context URL policies refer to.
-pub const ODRL_CONTEXT_URL: &str = "http://www.w3.org/ns/odrl.jsonld";
-
-static KNOWN_CONTEXTS: [KnownContext; 2] = [
-    KnownContext {
-        url: CONTEXT_URL,
-        document: embedded::CONTEXT,
-    },
-    KnownContext {
-        url: ODRL_CONTEXT_URL,
-        document: embedded::ODRL_CONTEXT,
-    },
-];
 
 /// Settings of a catalogue.
 #[derive(Debug, Clone)]
@@ -161,7 +151,7 @@ pub struct CatalogOptions {
     /// The node's base URL (no trailing slash): dataset IRIs are minted under it.
     pub public_url: String,
     /// Caps on uploads.
-    pub limits: IngestLimits,
+    pub limits: InputLimits,
     /// Folders `file://` distributions may point into.
     pub allow_roots: Vec<PathBuf>,
 }
@@ -274,7 +264,7 @@ impl Catalog {
         let mut shapes_mobility = sector("mobilitydcat-ap-shapes.ttl", embedded::SHAPES_MOBILITY)?;
         shapes_mobility.merge(sector("dcat-ap-shapes.ttl", embedded::SHAPES_CORE)?);
         let vocabularies = vocab::load(embedded::VOCABULARIES).map_err(internal)?;
-        let context = JsonLdContext::from_document(embedded::CONTEXT).map_err(internal)?;
+        let context = JsonLdContext::from_document(rdf_input::AGORA_CONTEXT).map_err(internal)?;
         let allow_roots = options
             .allow_roots
             .iter()
@@ -332,7 +322,7 @@ impl Catalog {
         &self,
         holder: &str,
         body: &[u8],
-        syntax: UploadSyntax,
+        syntax: RdfSyntax,
         id: Option<&str>,
     ) -> Result<Published> {
         let id = id.map(str::to_owned).unwrap_or_else(new_id);
@@ -348,13 +338,12 @@ impl Catalog {
         policy: &[u8],
         connector: ConnectorRef,
     ) -> Result<Published> {
-        let mut parsed = self.parse(id, description, UploadSyntax::Turtle, Some(connector))?;
-        let policy = ingest::parse_description(
+        let mut parsed = self.parse(id, description, RdfSyntax::Turtle, Some(connector))?;
+        let policy = read_graph(
             policy,
-            UploadSyntax::JsonLd,
+            RdfSyntax::JsonLd,
             &parsed.base_iri,
             self.options.limits,
-            &KNOWN_CONTEXTS,
         )?;
         let uid = policy_node(&policy).ok_or_else(|| CatalogError::BadRequest {
             message: "the policy has no odrl:Offer, odrl:Set or odrl:Agreement named by an IRI"
@@ -380,7 +369,7 @@ impl Catalog {
         holder: &str,
         id: &str,
         body: &[u8],
-        syntax: UploadSyntax,
+        syntax: RdfSyntax,
     ) -> Result<Published> {
         self.write(holder, id, body, syntax, WriteMode::Replace, None)
     }
@@ -390,7 +379,7 @@ impl Catalog {
         holder: &str,
         id: &str,
         body: &[u8],
-        syntax: UploadSyntax,
+        syntax: RdfSyntax,
         mode: WriteMode,
         pool_connector: Option<ConnectorRef>,
     ) -> Result<Published> {
@@ -409,7 +398,7 @@ impl Catalog {
         &self,
         holder: &str,
         documents: &[&[u8]],
-        syntax: UploadSyntax,
+        syntax: RdfSyntax,
     ) -> Result<Vec<Result<Published>>> {
         let parsed: Vec<Result<ParsedDataset>> = documents
             .iter()
@@ -449,20 +438,14 @@ impl Catalog {
         &self,
         id: &str,
         body: &[u8],
-        syntax: UploadSyntax,
+        syntax: RdfSyntax,
         pool_connector: Option<ConnectorRef>,
     ) -> Result<ParsedDataset> {
         if !is_valid_id(id) {
             return Err(CatalogError::NotFound { id: id.to_owned() });
         }
         let base_iri = format!("{}/datasets/{id}", self.options.public_url);
-        let parsed = ingest::parse_description(
-            body,
-            syntax,
-            &base_iri,
-            self.options.limits,
-            &KNOWN_CONTEXTS,
-        )?;
+        let parsed = read_graph(body, syntax, &base_iri, self.options.limits)?;
         let (mut graph, dataset) = name_dataset(parsed, &base_iri)?;
         let connector = match pool_connector {
             Some(connector) => Some(connector),
@@ -580,7 +563,7 @@ impl Catalog {
     /// Loads an operator's RDF file (Turtle, N-Triples or JSON-LD) into the public named graph
     /// `graph`, replacing what it held: reference data and vocabularies that SPARQL users join
     /// with the catalogue. Graphs under `urn:agora:` are the node's own and cannot be loaded.
-    pub fn load_graph(&self, graph: &str, body: &[u8], syntax: UploadSyntax) -> Result<usize> {
+    pub fn load_graph(&self, graph: &str, body: &[u8], syntax: RdfSyntax) -> Result<usize> {
         let name = NamedNode::new(graph).map_err(|e| CatalogError::BadRequest {
             message: format!("the graph name must be an absolute IRI: {e}"),
         })?;
@@ -590,12 +573,12 @@ impl Catalog {
                     .into(),
             });
         }
-        let limits = IngestLimits {
+        let limits = InputLimits {
             max_bytes: usize::MAX,
             max_json_depth: self.options.limits.max_json_depth,
             max_triples: usize::MAX,
         };
-        let parsed = ingest::parse_description(body, syntax, graph, limits, &KNOWN_CONTEXTS)?;
+        let parsed = read_graph(body, syntax, graph, limits)?;
         let _guard = self.lock_writer()?;
         let mut transaction = self.store.start_transaction()?;
         transaction.clear_graph(name.as_ref())?;
@@ -1028,6 +1011,20 @@ impl CheckedWrite {
             warnings: self.warnings.clone(),
         }
     }
+}
+
+/// Reads an untrusted document into a graph behind the node's input guards.
+fn read_graph(
+    body: &[u8],
+    syntax: RdfSyntax,
+    base_iri: &str,
+    limits: InputLimits,
+) -> Result<Graph> {
+    let mut graph = Graph::new();
+    for triple in rdf_input::read_triples(body, syntax, Some(base_iri), limits)? {
+        graph.insert(&triple);
+    }
+    Ok(graph)
 }
 
 /// The policy a graph describes: its `odrl:Offer`, `odrl:Set` or `odrl:Agreement` IRI.

@@ -4,9 +4,10 @@ use super::auth::Holder;
 use super::error::{ApiError, Problem};
 use super::negotiate::choose;
 use crate::catalog::{
-    ExportFormat, FACETS, Published, SearchQuery, SearchResults, UploadSyntax, serialize,
+    CatalogError, ExportFormat, FACETS, Published, SearchQuery, SearchResults, serialize,
 };
 use crate::node::Node;
+use crate::rdf_input::RdfSyntax;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -19,6 +20,17 @@ fn content_type(request: &HttpRequest) -> Option<&str> {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
+}
+
+/// The syntax of an uploaded description, from its `Content-Type`.
+fn upload_syntax(request: &HttpRequest) -> Result<RdfSyntax, ApiError> {
+    let found = content_type(request).unwrap_or("none");
+    RdfSyntax::from_content_type(found).ok_or_else(|| {
+        CatalogError::UnsupportedMediaType {
+            found: found.chars().take(100).collect(),
+        }
+        .into()
+    })
 }
 
 fn accept(request: &HttpRequest) -> Option<&str> {
@@ -47,7 +59,7 @@ pub async fn publish(
     request: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let syntax = UploadSyntax::from_content_type(content_type(&request))?;
+    let syntax = upload_syntax(&request)?;
     let catalog = node.catalog.clone();
     let published =
         web::block(move || catalog.publish(&holder.0.subject, &body, syntax, None)).await??;
@@ -143,7 +155,7 @@ pub async fn publish_batch(
     let catalog = node.catalog.clone();
     let outcomes = web::block(move || {
         let documents: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
-        catalog.publish_batch(&holder.0.subject, &documents, UploadSyntax::JsonLd)
+        catalog.publish_batch(&holder.0.subject, &documents, RdfSyntax::JsonLd)
     })
     .await??;
     let mut published = 0;
@@ -195,7 +207,7 @@ pub async fn replace(
     request: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let syntax = UploadSyntax::from_content_type(content_type(&request))?;
+    let syntax = upload_syntax(&request)?;
     let catalog = node.catalog.clone();
     let id = id.into_inner();
     let published =

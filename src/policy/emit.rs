@@ -5,8 +5,8 @@
 use super::model::{
     Action, AtomicConstraint, Constraint, Entity, Policy, RightOperand, Rule, Value,
 };
-use super::parse::ODRL_CONTEXT;
 use super::vocab::{AGORA, DPV, ODRL, ODRL_CONTEXT_URL, PREFIXES, XSD, local};
+use crate::rdf_input::ODRL_CONTEXT;
 use oxigraph::model::Literal;
 use serde_json::{Map, Value as Json, json};
 use std::collections::HashMap;

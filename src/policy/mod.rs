@@ -43,8 +43,7 @@ pub use model::{
     LogicalOperator, Operator, Policy, PolicyKind, RightOperand, Rule, RuleKind, Value,
 };
 pub use parse::{
-    ParseOptions, PolicySyntax, check_json_depth, parse, parse_with, policies_in_triples,
-    policy_from_triples, read_triples,
+    ParseOptions, parse, parse_with, policies_in_triples, policy_from_triples, read_triples,
 };
 pub use plan::{
     Bound, ColumnValue, EnforcementPlan, FilterOperator, Generalisation, Granularity, RowFilter,
@@ -54,6 +53,7 @@ pub use report::{ReportOptions, compliance_report};
 pub use validate::{validate, validate_for_dataset};
 pub use values::XsdDuration;
 
+use crate::rdf_input::{InputError, RdfSyntax};
 use std::fmt;
 use std::sync::LazyLock;
 
@@ -140,6 +140,17 @@ impl fmt::Display for Problem {
     }
 }
 
+impl From<InputError> for PolicyError {
+    fn from(e: InputError) -> Self {
+        match e {
+            InputError::TooLarge { limit } => Self::TooLarge { limit },
+            InputError::TooDeep { limit } => Self::TooDeep { limit },
+            InputError::TooManyTriples { limit } => Self::TooManyTriples { limit },
+            InputError::Syntax { message } => Self::Syntax { message },
+        }
+    }
+}
+
 /// The policy module's result type.
 pub type Result<T, E = PolicyError> = std::result::Result<T, E>;
 
@@ -152,7 +163,7 @@ pub fn knowledge() -> &'static Knowledge {
 
 /// Reads a policy and checks that the node can enforce it: what publication (attaching a policy
 /// to a dataset) does.
-pub fn parse_for_publication(body: &[u8], syntax: PolicySyntax) -> Result<Policy> {
+pub fn parse_for_publication(body: &[u8], syntax: RdfSyntax) -> Result<Policy> {
     let policy = parse(body, syntax)?;
     validate(&policy)?;
     Ok(policy)

@@ -17,52 +17,13 @@ use super::model::{
     LogicalOperator, Operator, Policy, PolicyKind, RightOperand, Rule, RuleKind, Value,
 };
 use super::vocab::{
-    ODRL, ODRL_CONTEXT_URL, ODRL_PARTY_FUNCTIONS, RDF_FIRST, RDF_LIST, RDF_NIL, RDF_REST, RDF_TYPE,
-    RDF_VALUE, compact, local, odrl,
+    ODRL, ODRL_PARTY_FUNCTIONS, RDF_FIRST, RDF_LIST, RDF_NIL, RDF_REST, RDF_TYPE, RDF_VALUE,
+    compact, local, odrl,
 };
 use super::{PolicyError, Result};
-use oxigraph::io::{JsonLdProfileSet, LoadedDocument, RdfFormat, RdfParser};
-use oxigraph::model::{GraphName, NamedNode, NamedOrBlankNode, Term};
+use crate::rdf_input::{self, InputLimits, RdfSyntax};
+use oxigraph::model::{NamedNode, NamedOrBlankNode, Term};
 use std::collections::{HashMap, HashSet};
-
-/// The node's copy of the ODRL 2.2 JSON-LD context.
-pub(crate) const ODRL_CONTEXT: &str = include_str!("../../ontologies/odrl-context.jsonld");
-
-/// The syntaxes a policy is read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PolicySyntax {
-    /// `application/ld+json` (ODRL's own syntax).
-    JsonLd,
-    /// `text/turtle`.
-    Turtle,
-    /// `application/n-triples`.
-    NTriples,
-}
-
-impl PolicySyntax {
-    /// Maps a `Content-Type` (parameters ignored) to a syntax.
-    pub fn from_content_type(content_type: &str) -> Option<Self> {
-        let essence = content_type.split(';').next()?.trim().to_ascii_lowercase();
-        match essence.as_str() {
-            "application/ld+json" | "application/json" | "application/odrl+json" => {
-                Some(Self::JsonLd)
-            }
-            "text/turtle" => Some(Self::Turtle),
-            "application/n-triples" => Some(Self::NTriples),
-            _ => None,
-        }
-    }
-
-    fn format(self) -> RdfFormat {
-        match self {
-            Self::JsonLd => RdfFormat::JsonLd {
-                profile: JsonLdProfileSet::empty(),
-            },
-            Self::Turtle => RdfFormat::Turtle,
-            Self::NTriples => RdfFormat::NTriples,
-        }
-    }
-}
 
 /// Caps and settings for reading a policy.
 #[derive(Debug, Clone)]
@@ -91,12 +52,12 @@ impl Default for ParseOptions {
 }
 
 /// Reads one policy from a document that holds it and nothing else.
-pub fn parse(body: &[u8], syntax: PolicySyntax) -> Result<Policy> {
+pub fn parse(body: &[u8], syntax: RdfSyntax) -> Result<Policy> {
     parse_with(body, syntax, &ParseOptions::default())
 }
 
 /// [`parse`] with explicit caps and base IRI.
-pub fn parse_with(body: &[u8], syntax: PolicySyntax, options: &ParseOptions) -> Result<Policy> {
+pub fn parse_with(body: &[u8], syntax: RdfSyntax, options: &ParseOptions) -> Result<Policy> {
     let triples = read_triples(body, syntax, options)?;
     policy_from_triples(triples)
 }
@@ -105,98 +66,20 @@ pub fn parse_with(body: &[u8], syntax: PolicySyntax, options: &ParseOptions) -> 
 /// context, triple cap). Named graphs are refused: a policy is one graph.
 pub fn read_triples(
     body: &[u8],
-    syntax: PolicySyntax,
+    syntax: RdfSyntax,
     options: &ParseOptions,
 ) -> Result<Vec<oxigraph::model::Triple>> {
-    if body.len() > options.max_bytes {
-        return Err(PolicyError::TooLarge {
-            limit: options.max_bytes,
-        });
-    }
-    let text = std::str::from_utf8(body).map_err(|e| PolicyError::Syntax {
-        message: format!(
-            "the document is not valid UTF-8 (first bad byte at offset {})",
-            e.valid_up_to()
-        ),
-    })?;
-    if syntax == PolicySyntax::JsonLd {
-        check_json_depth(text, options.max_json_depth)?;
-    }
-    let mut parser = RdfParser::from_format(syntax.format());
-    if let Some(base) = &options.base_iri {
-        parser = parser
-            .with_base_iri(base)
-            .map_err(|e| PolicyError::Syntax {
-                message: format!("invalid base IRI {base}: {e}"),
-            })?;
-    }
-    let quads = parser
-        .for_slice(text.as_bytes())
-        .with_document_loader(|url| {
-            if url == ODRL_CONTEXT_URL || url == "https://www.w3.org/ns/odrl.jsonld" {
-                Ok(LoadedDocument {
-                    url: url.to_owned(),
-                    content: ODRL_CONTEXT.as_bytes().to_vec(),
-                    format: RdfFormat::JsonLd {
-                        profile: JsonLdProfileSet::empty(),
-                    },
-                })
-            } else {
-                Err(format!(
-                    "remote contexts are never fetched; use {ODRL_CONTEXT_URL} and inline the rest"
-                )
-                .into())
-            }
-        });
-    let mut triples = Vec::new();
-    for quad in quads {
-        let quad = quad.map_err(|e| PolicyError::Syntax {
-            message: e.to_string(),
-        })?;
-        if quad.graph_name != GraphName::DefaultGraph {
-            return Err(PolicyError::Syntax {
-                message: "a policy is one graph; named graphs are not accepted".into(),
-            });
-        }
-        triples.push(oxigraph::model::Triple::from(quad));
-        if triples.len() > options.max_triples {
-            return Err(PolicyError::TooManyTriples {
-                limit: options.max_triples,
-            });
-        }
-    }
-    Ok(triples)
-}
-
-/// Refuses JSON nested deeper than `max_depth` without building anything: a linear scan that
-/// tracks strings and escapes, so brackets inside strings do not count.
-pub fn check_json_depth(text: &str, max_depth: usize) -> Result<()> {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for byte in text.bytes() {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > max_depth {
-                    return Err(PolicyError::TooDeep { limit: max_depth });
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    Ok(())
+    let limits = InputLimits {
+        max_bytes: options.max_bytes,
+        max_json_depth: options.max_json_depth,
+        max_triples: options.max_triples,
+    };
+    Ok(rdf_input::read_triples(
+        body,
+        syntax,
+        options.base_iri.as_deref(),
+        limits,
+    )?)
 }
 
 /// The one policy of a set of statements that describe it and nothing else.

@@ -30,7 +30,7 @@ fn template(name: &str) -> Policy {
         .into_iter()
         .find(|(n, _)| n == name)
         .expect("template exists");
-    parse(&body, PolicySyntax::JsonLd).expect("template parses")
+    parse(&body, RdfSyntax::JsonLd).expect("template parses")
 }
 
 #[test]
@@ -38,7 +38,7 @@ fn every_template_parses_validates_and_compiles_to_a_plan() {
     let files = templates();
     assert_eq!(files.len(), 8, "the templates of policies/README.md");
     for (name, body) in files {
-        let policy = parse(&body, PolicySyntax::JsonLd)
+        let policy = parse(&body, RdfSyntax::JsonLd)
             .unwrap_or_else(|e| panic!("{name} does not parse: {e}"));
         assert_eq!(
             policy.uid.as_str(),
@@ -62,9 +62,9 @@ fn every_template_parses_validates_and_compiles_to_a_plan() {
 #[test]
 fn every_template_round_trips_through_json_ld() {
     for (name, body) in templates() {
-        let policy = parse(&body, PolicySyntax::JsonLd).expect("parses");
+        let policy = parse(&body, RdfSyntax::JsonLd).expect("parses");
         let written = to_json_ld_string(&policy);
-        let again = parse(written.as_bytes(), PolicySyntax::JsonLd)
+        let again = parse(written.as_bytes(), RdfSyntax::JsonLd)
             .unwrap_or_else(|e| panic!("{name} written back does not parse: {e}\n{written}"));
         assert_eq!(
             policy, again,
@@ -199,7 +199,7 @@ fn turtle_policies_parse_too() {
                 odrl:constraint [ odrl:leftOperand odrl:purpose ; odrl:operator odrl:eq ;
                                   odrl:rightOperand dpv:ResearchAndDevelopment ] ] .
     "#;
-    let policy = parse(turtle, PolicySyntax::Turtle).expect("parses");
+    let policy = parse(turtle, RdfSyntax::Turtle).expect("parses");
     assert_eq!(policy.kind, PolicyKind::Set);
     assert_eq!(policy.permissions.len(), 1);
     validate(&policy).expect("enforceable");
@@ -233,7 +233,7 @@ fn logical_constraints_and_collections_round_trip() {
       }],
       "prohibition": [{"action": "sell", "remedy": [{"action": "delete"}]}]
     }"#;
-    let policy = parse(body, PolicySyntax::JsonLd).expect("parses");
+    let policy = parse(body, RdfSyntax::JsonLd).expect("parses");
     let permission = &policy.permissions[0];
     assert_eq!(
         permission.uid.as_ref().map(|u| u.as_str()),
@@ -267,7 +267,7 @@ fn logical_constraints_and_collections_round_trip() {
     );
     assert_eq!(policy.prohibitions[0].duties.len(), 1, "the remedy");
     let written = to_json_ld_string(&policy);
-    let again = parse(written.as_bytes(), PolicySyntax::JsonLd).expect("parses back");
+    let again = parse(written.as_bytes(), RdfSyntax::JsonLd).expect("parses back");
     assert_eq!(policy, again, "{written}");
 }
 
@@ -279,16 +279,16 @@ fn hostile_documents_are_refused_before_json_ld_processing() {
         "]".repeat(2000)
     );
     assert!(matches!(
-        parse(deep.as_bytes(), PolicySyntax::JsonLd),
+        parse(deep.as_bytes(), RdfSyntax::JsonLd),
         Err(PolicyError::TooDeep { limit: 64 })
     ));
     let large = vec![b' '; (1 << 20) + 1];
     assert!(matches!(
-        parse(&large, PolicySyntax::JsonLd),
+        parse(&large, RdfSyntax::JsonLd),
         Err(PolicyError::TooLarge { .. })
     ));
     let remote = br#"{"@context": "https://evil.example/context.jsonld", "@type": "Set", "uid": "https://x.org/p"}"#;
-    let error = parse(remote, PolicySyntax::JsonLd).expect_err("refused");
+    let error = parse(remote, RdfSyntax::JsonLd).expect_err("refused");
     assert!(
         error
             .to_string()
@@ -296,7 +296,7 @@ fn hostile_documents_are_refused_before_json_ld_processing() {
         "{error}"
     );
     assert!(matches!(
-        parse(b"\xff\xfe", PolicySyntax::JsonLd),
+        parse(b"\xff\xfe", RdfSyntax::JsonLd),
         Err(PolicyError::Syntax { .. })
     ));
     let options = ParseOptions {
@@ -305,7 +305,7 @@ fn hostile_documents_are_refused_before_json_ld_processing() {
     };
     let body = &templates()[0].1;
     assert!(matches!(
-        parse_with(body, PolicySyntax::JsonLd, &options),
+        parse_with(body, RdfSyntax::JsonLd, &options),
         Err(PolicyError::TooManyTriples { limit: 5 })
     ));
 }
@@ -351,7 +351,7 @@ fn what_the_model_cannot_hold_is_refused_not_dropped() {
         ),
     ];
     for (body, expected) in cases {
-        let error = parse(body.as_bytes(), PolicySyntax::JsonLd).expect_err(expected);
+        let error = parse(body.as_bytes(), RdfSyntax::JsonLd).expect_err(expected);
         assert!(
             error.to_string().contains(expected),
             "expected `{expected}` in: {error}"
@@ -361,10 +361,10 @@ fn what_the_model_cannot_hold_is_refused_not_dropped() {
         {"@type": "Set", "uid": "https://x.org/a", "permission": [{"action": "use"}]},
         {"@type": "Offer", "uid": "https://x.org/b", "permission": [{"action": "use"}]}]}"#;
     assert!(matches!(
-        parse(two, PolicySyntax::JsonLd),
+        parse(two, RdfSyntax::JsonLd),
         Err(PolicyError::SeveralPolicies { count: 2, .. })
     ));
-    let triples = read_triples(two, PolicySyntax::JsonLd, &ParseOptions::default()).expect("rdf");
+    let triples = read_triples(two, RdfSyntax::JsonLd, &ParseOptions::default()).expect("rdf");
     assert_eq!(policies_in_triples(triples).expect("both").len(), 2);
 }
 
@@ -406,18 +406,17 @@ fn publication_refuses_what_the_node_cannot_enforce() {
             r#"{{"@context": ["http://www.w3.org/ns/odrl.jsonld", {{"dpv": "https://w3id.org/dpv#", "agora": "https://w3id.org/agora/ns#"}}],
                 "@type": "Offer", "uid": "https://x.org/p", "permission": [{permission}]}}"#
         );
-        let policy = parse(body.as_bytes(), PolicySyntax::JsonLd).expect("parses");
+        let policy = parse(body.as_bytes(), RdfSyntax::JsonLd).expect("parses");
         let error = validate(&policy).expect_err(expected);
         assert!(
             error.to_string().contains(expected),
             "expected `{expected}` in: {error}"
         );
-        assert!(parse_for_publication(body.as_bytes(), PolicySyntax::JsonLd).is_err());
+        assert!(parse_for_publication(body.as_bytes(), RdfSyntax::JsonLd).is_err());
     }
     let conflict = br#"{"@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer", "uid": "https://x.org/p",
         "permission": [{"action": "use"}], "prohibition": [{"action": "distribute"}]}"#;
-    let error =
-        validate(&parse(conflict, PolicySyntax::JsonLd).expect("parses")).expect_err("void");
+    let error = validate(&parse(conflict, RdfSyntax::JsonLd).expect("parses")).expect_err("void");
     assert!(error.to_string().contains("conflict"), "{error}");
 }
 
@@ -427,7 +426,7 @@ fn cyclic_and_deeply_nested_graphs_are_refused() {
         <https://x.org/p> a odrl:Set ;
             odrl:permission [ odrl:action odrl:use ; odrl:constraint <https://x.org/c> ] .
         <https://x.org/c> odrl:and <https://x.org/c> ."#;
-    let error = parse(cyclic, PolicySyntax::Turtle).expect_err("cycle");
+    let error = parse(cyclic, RdfSyntax::Turtle).expect_err("cycle");
     assert!(
         error.to_string().contains("refers back to itself"),
         "{error}"
@@ -439,7 +438,7 @@ fn cyclic_and_deeply_nested_graphs_are_refused() {
         "[ odrl:and ".repeat(depth),
         "]".repeat(depth)
     );
-    let error = parse(deep.as_bytes(), PolicySyntax::Turtle).expect_err("too deep");
+    let error = parse(deep.as_bytes(), RdfSyntax::Turtle).expect_err("too deep");
     assert!(error.to_string().contains("nest deeper"), "{error}");
 
     let looping_list = br#"@prefix odrl: <http://www.w3.org/ns/odrl/2/> .
@@ -448,6 +447,6 @@ fn cyclic_and_deeply_nested_graphs_are_refused() {
             odrl:permission [ odrl:action odrl:use ; odrl:constraint [ odrl:andSequence <https://x.org/l> ] ] .
         <https://x.org/l> rdf:first [ odrl:leftOperand odrl:count ; odrl:operator odrl:lteq ; odrl:rightOperand 1 ] ;
             rdf:rest <https://x.org/l> ."#;
-    let error = parse(looping_list, PolicySyntax::Turtle).expect_err("list loop");
+    let error = parse(looping_list, RdfSyntax::Turtle).expect_err("list loop");
     assert!(error.to_string().contains("loops back"), "{error}");
 }

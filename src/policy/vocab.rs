@@ -10,9 +10,8 @@ pub const AGORA: &str = "https://w3id.org/agora/ns#";
 pub const DPV: &str = "https://w3id.org/dpv#";
 /// The agora ODRL profile (`ontologies/odrl-profile.ttl`).
 pub const AGORA_PROFILE: &str = "https://w3id.org/agora/profile";
-/// The URL under which documents refer to the ODRL 2.2 JSON-LD context; the node serves its own
-/// copy (`ontologies/odrl-context.jsonld`) and never fetches it.
-pub const ODRL_CONTEXT_URL: &str = "http://www.w3.org/ns/odrl.jsonld";
+/// The ODRL 2.2 context URL policies refer to.
+pub use crate::rdf_input::ODRL_CONTEXT_URL;
 /// The EU authority table of countries, whose concepts `agora:country` and `spatial` compare.
 pub const EU_COUNTRY: &str = "http://publications.europa.eu/resource/authority/country/";
 

@@ -209,11 +209,11 @@ fn spawn(data_dir: &Path, options: &Options) -> (Child, String, Vec<String>) {
     let stdout = child.stdout.take().expect("stdout");
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
+        // Drain stdout for the life of the process, even once nobody listens: a closed pipe
+        // must not be what ends the node.
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if sender.send(line).is_err() {
-                break;
-            }
+            let _ = sender.send(line);
         }
     });
     let mut lines = Vec::new();

@@ -20,10 +20,11 @@
 use crate::common::{reference_dir, repo_root};
 use agora::clock::{ManualClock, SharedClock};
 use agora::policy::{
-    ConstraintReport, Decision, DutyState, Evaluator, Facts, ParseOptions, Policy, PolicySyntax,
-    ReportOptions, Request, Satisfaction, compliance_report, parse, parse_with, to_json_ld_string,
+    ConstraintReport, Decision, DutyState, Evaluator, Facts, ParseOptions, Policy, ReportOptions,
+    Request, Satisfaction, compliance_report, parse, parse_with, to_json_ld_string,
     validate_for_dataset,
 };
+use agora::rdf_input::RdfSyntax;
 use chrono::{DateTime, Utc};
 use oxigraph::io::{JsonLdProfileSet, LoadedDocument, RdfFormat, RdfParser};
 use oxigraph::model::{Graph, NamedNode, NamedOrBlankNode, Term, Triple};
@@ -394,13 +395,13 @@ fn run_solidlab_case(case: &SolidLabCase) -> Verdict {
     let outcome = (|| -> Result<Verdict, String> {
         let policy = parse_with(
             &std::fs::read(&case.policy).map_err(|e| e.to_string())?,
-            PolicySyntax::Turtle,
+            RdfSyntax::Turtle,
             &parse_options(),
         )
         .map_err(|e| format!("policy: {e}"))?;
         let request_policy = parse_with(
             &std::fs::read(&case.request).map_err(|e| e.to_string())?,
-            PolicySyntax::Turtle,
+            RdfSyntax::Turtle,
             &parse_options(),
         )
         .map_err(|e| format!("request: {e}"))?;
@@ -597,7 +598,7 @@ fn run_w3c_case(folder: &Path) -> Result<(), String> {
         .ok_or("no policy in the parent folder")?;
     let policy = parse_with(
         &std::fs::read(&policy_file).map_err(|e| e.to_string())?,
-        PolicySyntax::JsonLd,
+        RdfSyntax::JsonLd,
         &parse_options(),
     )
     .map_err(|e| format!("policy: {e}"))?;
@@ -788,8 +789,8 @@ fn policy_of_every_pool_is_enforceable_on_its_columns() {
     assert!(!pools.is_empty());
     for pool in pools {
         let body = pool.policy().expect("the pool's policy is readable");
-        let policy = parse(&body, PolicySyntax::JsonLd)
-            .unwrap_or_else(|e| panic!("{}: {e}", pool.manifest.id));
+        let policy =
+            parse(&body, RdfSyntax::JsonLd).unwrap_or_else(|e| panic!("{}: {e}", pool.manifest.id));
         let columns: Vec<&str> = pool
             .manifest
             .data
@@ -816,13 +817,13 @@ fn policy_files_of_the_suites_round_trip_through_json_ld() {
     let Some(reference) = reference_dir("policy round trip") else {
         return;
     };
-    let mut files: Vec<(PathBuf, PolicySyntax)> = Vec::new();
+    let mut files: Vec<(PathBuf, RdfSyntax)> = Vec::new();
     let solidlab = reference.join("solidlab-odrl-test-suite/data/policies");
     for entry in std::fs::read_dir(&solidlab)
         .expect("SolidLab policies")
         .flatten()
     {
-        files.push((entry.path(), PolicySyntax::Turtle));
+        files.push((entry.path(), RdfSyntax::Turtle));
     }
     let mut folders = Vec::new();
     case_folders(
@@ -840,7 +841,7 @@ fn policy_files_of_the_suites_round_trip_through_json_ld() {
     parents.push(a2);
     for parent in parents {
         for file in files_starting(&parent, "policy") {
-            files.push((file, PolicySyntax::JsonLd));
+            files.push((file, RdfSyntax::JsonLd));
         }
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
@@ -850,7 +851,7 @@ fn policy_files_of_the_suites_round_trip_through_json_ld() {
         let policy = parse_with(&body, syntax, &parse_options())
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let written = to_json_ld_string(&policy);
-        let again = parse_with(written.as_bytes(), PolicySyntax::JsonLd, &parse_options())
+        let again = parse_with(written.as_bytes(), RdfSyntax::JsonLd, &parse_options())
             .unwrap_or_else(|e| panic!("{} written back: {e}\n{written}", file.display()));
         assert_eq!(policy, again, "{}", file.display());
     }

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::clock::{Clock, ManualClock};
-use crate::policy::{ConflictStrategy, PolicySyntax, parse};
+use crate::policy::{ConflictStrategy, RdfSyntax, parse};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,11 +28,7 @@ fn template(name: &str) -> Policy {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("policies")
         .join(format!("{name}.jsonld"));
-    parse(
-        &std::fs::read(path).expect("template"),
-        PolicySyntax::JsonLd,
-    )
-    .expect("parses")
+    parse(&std::fs::read(path).expect("template"), RdfSyntax::JsonLd).expect("parses")
 }
 
 fn policy(json: &str) -> Policy {
@@ -40,7 +36,7 @@ fn policy(json: &str) -> Policy {
         r#"{{"@context": ["http://www.w3.org/ns/odrl.jsonld", {{"dpv": "https://w3id.org/dpv#", "agora": "https://w3id.org/agora/ns#"}}],
             "uid": "https://example.org/policy", {json}}}"#
     );
-    parse(body.as_bytes(), PolicySyntax::JsonLd).expect("test policy parses")
+    parse(body.as_bytes(), RdfSyntax::JsonLd).expect("test policy parses")
 }
 
 fn dpv(local: &str) -> NamedNode {
