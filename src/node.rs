@@ -2,7 +2,7 @@
 //! development issuer, the SPARQL workers and, with `--demo`, the sector pools.
 
 use crate::catalog::sparql::SparqlService;
-use crate::catalog::{Catalog, CatalogOptions, ConnectorRef};
+use crate::catalog::{Catalog, CatalogOptions, ConnectorRef, PoolSource};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::engine::pools;
@@ -111,23 +111,30 @@ impl Node {
         let mut loaded = Vec::new();
         for pool in pools::load_pools(&self.config.connectors_dir)? {
             let path = pools::ensure_data(&pool, &self.config.data_dir)?;
-            let description = pool.description()?;
-            let policy = pool.policy()?;
-            let connector = ConnectorRef {
-                location: path
-                    .strip_prefix(&self.config.data_dir)
-                    .unwrap_or(&path)
-                    .to_string_lossy()
-                    .into_owned(),
-                format: pool.manifest.data.format.clone(),
+            let mut description = pool.description()?;
+            let uid = pool.policy_uid()?;
+            description.extend_from_slice(
+                format!("\n<> <http://www.w3.org/ns/odrl/2/hasPolicy> <{uid}> .\n").as_bytes(),
+            );
+            let source = PoolSource {
+                connector: ConnectorRef {
+                    location: path
+                        .strip_prefix(&self.config.data_dir)
+                        .unwrap_or(&path)
+                        .to_string_lossy()
+                        .into_owned(),
+                    format: pool.manifest.data.format.clone(),
+                },
+                columns: pool
+                    .manifest
+                    .data
+                    .columns
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect(),
             };
-            self.catalog.publish_pool(
-                DEMO_HOLDER,
-                &pool.manifest.id,
-                &description,
-                &policy,
-                connector,
-            )?;
+            self.catalog
+                .publish_pool(DEMO_HOLDER, &pool.manifest.id, &description, &source)?;
             loaded.push(pool.manifest.id.clone());
         }
         Ok(loaded)

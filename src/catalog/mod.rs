@@ -28,6 +28,7 @@ pub use search::{FACETS, SearchItem, SearchQuery, SearchResults};
 pub use shapes::{Finding, Severity};
 
 use crate::clock::SharedClock;
+use crate::policy;
 use crate::rdf_input::{self, InputError, InputLimits, RdfSyntax};
 use bytes::Bytes;
 use model::{as_subject, single_dataset};
@@ -326,7 +327,7 @@ impl Catalog {
         id: Option<&str>,
     ) -> Result<Published> {
         let id = id.map(str::to_owned).unwrap_or_else(new_id);
-        self.write(holder, &id, body, syntax, WriteMode::Create, None)
+        self.write(holder, &id, body, syntax, WriteMode::Create)
     }
 
     /// Publishes the demo pool `id` with its connector, replacing an older version.
@@ -335,27 +336,9 @@ impl Catalog {
         holder: &str,
         id: &str,
         description: &[u8],
-        policy: &[u8],
-        connector: ConnectorRef,
+        pool: &PoolSource,
     ) -> Result<Published> {
-        let mut parsed = self.parse(id, description, RdfSyntax::Turtle, Some(connector))?;
-        let policy = read_graph(
-            policy,
-            RdfSyntax::JsonLd,
-            &parsed.base_iri,
-            self.options.limits,
-        )?;
-        let uid = policy_node(&policy).ok_or_else(|| CatalogError::BadRequest {
-            message: "the policy has no odrl:Offer, odrl:Set or odrl:Agreement named by an IRI"
-                .into(),
-        })?;
-        for triple in policy.iter() {
-            parsed.graph.insert(triple);
-        }
-        parsed
-            .graph
-            .insert(&Triple::new(parsed.dataset.clone(), ODRL_HAS_POLICY, uid));
-        vocab::enrich(&mut parsed.graph, &self.vocabularies);
+        let parsed = self.parse(id, description, RdfSyntax::Turtle, Some(pool))?;
         let _guard = self.lock_writer()?;
         let write = self.check(holder, parsed, WriteMode::Upsert, &[])?;
         let published = write.published();
@@ -371,7 +354,7 @@ impl Catalog {
         body: &[u8],
         syntax: RdfSyntax,
     ) -> Result<Published> {
-        self.write(holder, id, body, syntax, WriteMode::Replace, None)
+        self.write(holder, id, body, syntax, WriteMode::Replace)
     }
 
     fn write(
@@ -381,9 +364,8 @@ impl Catalog {
         body: &[u8],
         syntax: RdfSyntax,
         mode: WriteMode,
-        pool_connector: Option<ConnectorRef>,
     ) -> Result<Published> {
-        let parsed = self.parse(id, body, syntax, pool_connector)?;
+        let parsed = self.parse(id, body, syntax, None)?;
         let _guard = self.lock_writer()?;
         let write = self.check(holder, parsed, mode, &[])?;
         let published = write.published();
@@ -439,7 +421,7 @@ impl Catalog {
         id: &str,
         body: &[u8],
         syntax: RdfSyntax,
-        pool_connector: Option<ConnectorRef>,
+        pool: Option<&PoolSource>,
     ) -> Result<ParsedDataset> {
         if !is_valid_id(id) {
             return Err(CatalogError::NotFound { id: id.to_owned() });
@@ -447,10 +429,16 @@ impl Catalog {
         let base_iri = format!("{}/datasets/{id}", self.options.public_url);
         let parsed = read_graph(body, syntax, &base_iri, self.options.limits)?;
         let (mut graph, dataset) = name_dataset(parsed, &base_iri)?;
-        let connector = match pool_connector {
-            Some(connector) => Some(connector),
+        let connector = match pool {
+            Some(pool) => Some(pool.connector.clone()),
             None => self.take_file_connector(&mut graph, dataset.as_ref())?,
         };
+        attach_policies(
+            &mut graph,
+            dataset.as_ref(),
+            pool.map(|p| p.columns.as_slice()),
+            self.options.limits,
+        )?;
         vocab::enrich(&mut graph, &self.vocabularies);
         Ok(ParsedDataset {
             id: id.to_owned(),
@@ -1027,19 +1015,103 @@ fn read_graph(
     Ok(graph)
 }
 
-/// The policy a graph describes: its `odrl:Offer`, `odrl:Set` or `odrl:Agreement` IRI.
-fn policy_node(graph: &Graph) -> Option<NamedNode> {
-    ["Offer", "Set", "Agreement", "Policy"]
-        .iter()
-        .find_map(|class| {
-            let class = NamedNode::new_unchecked(format!("http://www.w3.org/ns/odrl/2/{class}"));
-            graph
-                .subjects_for_predicate_object(rdf::TYPE, &class)
-                .find_map(|s| match s {
-                    NamedOrBlankNodeRef::NamedNode(n) => Some(n.into_owned()),
-                    NamedOrBlankNodeRef::BlankNode(_) => None,
-                })
-        })
+/// What the node knows about a sector pool it publishes: where the data is and its columns,
+/// against which the pool's policy is checked.
+#[derive(Debug, Clone)]
+pub struct PoolSource {
+    /// Where the data lives.
+    pub connector: ConnectorRef,
+    /// The columns of the data.
+    pub columns: Vec<String>,
+}
+
+/// Makes every `odrl:hasPolicy` of the dataset enforceable or refuses the description: a
+/// policy referred to by the uid of a template of `policies/` is filled in from it; every policy
+/// must pass the node's publication check (and, when the columns are known, name only existing
+/// columns). An unknown or unenforceable policy is a violation, never silently ignored.
+fn attach_policies(
+    graph: &mut Graph,
+    dataset: NamedNodeRef<'_>,
+    columns: Option<&[String]>,
+    limits: InputLimits,
+) -> Result<()> {
+    let violation = |focus: &str, message: String| Finding {
+        focus_node: focus.to_owned(),
+        path: ODRL_HAS_POLICY.as_str().to_owned(),
+        message,
+        value: None,
+        severity: Severity::Violation,
+    };
+    let mut violations = Vec::new();
+    let referenced: Vec<Term> = graph
+        .objects_for_subject_predicate(dataset, ODRL_HAS_POLICY)
+        .map(TermRef::into_owned)
+        .collect();
+    for policy in referenced {
+        let Term::NamedNode(uid) = policy else {
+            violations.push(violation(
+                dataset.as_str(),
+                "a policy needs a uid: give the odrl:Offer an IRI".into(),
+            ));
+            continue;
+        };
+        if graph.triples_for_subject(&uid).next().is_some() {
+            continue;
+        }
+        match policy::template(uid.as_str()) {
+            Some(document) => {
+                for triple in rdf_input::read_triples(document.as_bytes(), RdfSyntax::JsonLd, None, limits)? {
+                    graph.insert(&triple);
+                }
+            }
+            None => violations.push(violation(
+                uid.as_str(),
+                format!(
+                    "the policy {uid} is neither described in the document nor a template of this node ({})",
+                    policy::template_uids().join(", ")
+                ),
+            )),
+        }
+    }
+    if violations.is_empty() {
+        let triples = graph.iter().map(oxigraph::model::TripleRef::into_owned);
+        match policy::policies_in_triples(triples) {
+            Ok(policies) => {
+                for found in policies {
+                    let checked = match columns {
+                        Some(columns) => policy::validate_for_dataset(&found, columns),
+                        None => policy::validate(&found),
+                    };
+                    violations.extend(policy_findings(found.uid.as_str(), checked.err()));
+                }
+            }
+            Err(error) => violations.extend(policy_findings(dataset.as_str(), Some(error))),
+        }
+    }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(CatalogError::Invalid { violations })
+    }
+}
+
+/// The findings a policy error stands for: one per problem the publication check found.
+fn policy_findings(focus: &str, error: Option<policy::PolicyError>) -> Vec<Finding> {
+    let finding = |message: String| Finding {
+        focus_node: focus.to_owned(),
+        path: ODRL_HAS_POLICY.as_str().to_owned(),
+        message,
+        value: None,
+        severity: Severity::Violation,
+    };
+    match error {
+        None => Vec::new(),
+        Some(policy::PolicyError::Unenforceable { problems }) => problems
+            .iter()
+            .map(|p| finding(format!("the node cannot enforce this policy: {p}")))
+            .collect(),
+        Some(other) => vec![finding(other.to_string())],
+    }
 }
 
 /// `at` as a canonical `xsd:dateTime` (no trailing zeros in the fraction), the form Oxigraph

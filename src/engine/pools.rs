@@ -106,9 +106,23 @@ impl Pool {
         read(&self.folder.join(&self.manifest.description))
     }
 
-    /// The default policy's JSON-LD text.
-    pub fn policy(&self) -> Result<Vec<u8>, PoolError> {
-        read(&self.folder.join(&self.manifest.policy))
+    /// The `uid` of the pool's default policy: a template of `policies/`, which the catalogue
+    /// fills in when the description refers to it.
+    pub fn policy_uid(&self) -> Result<String, PoolError> {
+        let path = self.folder.join(&self.manifest.policy);
+        let document: serde_json::Value =
+            serde_json::from_slice(&read(&path)?).map_err(|e| PoolError::Manifest {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        document
+            .get("uid")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .ok_or(PoolError::Manifest {
+                path,
+                message: "the policy has no `uid`".into(),
+            })
     }
 
     /// Where the pool's data lives under `data_dir`.

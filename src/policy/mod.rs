@@ -27,6 +27,7 @@ mod parse;
 mod plan;
 mod purposes;
 mod report;
+mod templates;
 mod validate;
 mod values;
 /// The namespaces and terms policies use, for callers that build requests and policies.
@@ -50,6 +51,7 @@ pub use plan::{
 };
 pub use purposes::PurposeHierarchy;
 pub use report::{ReportOptions, compliance_report};
+pub use templates::{TEMPLATES, template, template_uids};
 pub use validate::{validate, validate_for_dataset};
 pub use values::XsdDuration;
 

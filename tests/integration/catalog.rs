@@ -408,3 +408,72 @@ fn batch_publishes_valid_documents_and_reports_the_others() {
     )
     .assert_problem(400);
 }
+
+#[test]
+fn policies_are_filled_from_templates_and_checked_at_publication() {
+    let node = TestNode::start(Options::default());
+    let token = node.token("grid-operator", Role::Holder, &[]);
+    let auth = bearer(&token);
+    let with_policy = |extra: &str| {
+        String::from_utf8(fixture("dataset.ttl")).expect("utf8").replace(
+            "    dcat:distribution <https://energy.example/datasets/grid-load-2024/parquet> .",
+            &format!("    dcat:distribution <https://energy.example/datasets/grid-load-2024/parquet> ;\n    {extra} ."),
+        )
+    };
+    // A template referred to by its uid is filled in.
+    let template = with_policy(
+        "<http://www.w3.org/ns/odrl/2/hasPolicy> <https://w3id.org/agora/policies/research-non-commercial>",
+    );
+    let response = node.send(
+        "POST",
+        "/api/datasets",
+        &[TURTLE, (auth.0, &auth.1)],
+        template.as_bytes(),
+    );
+    assert_eq!(response.status, 201, "{}", response.text());
+    let id = response.json()["id"].as_str().expect("id").to_owned();
+    let exported = node
+        .get(
+            &format!("/api/datasets/{id}"),
+            &[("accept", "application/n-triples")],
+        )
+        .text();
+    assert!(exported.contains("<https://w3id.org/agora/policies/research-non-commercial> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <http://www.w3.org/ns/odrl/2/Offer>"), "{exported}");
+    assert!(exported.contains("<http://www.w3.org/ns/odrl/2/permission>"));
+
+    // An unknown policy is refused, naming it.
+    let unknown =
+        with_policy("<http://www.w3.org/ns/odrl/2/hasPolicy> <https://evil.example/policy>")
+            .replace("grid-load-2024>", "grid-load-2024-b>");
+    let problem = node
+        .send(
+            "POST",
+            "/api/datasets",
+            &[TURTLE, (auth.0, &auth.1)],
+            unknown.as_bytes(),
+        )
+        .assert_problem(422);
+    assert!(
+        problem.to_string().contains("https://evil.example/policy"),
+        "{problem}"
+    );
+
+    // A duty the node cannot carry out makes the policy invalid at publication.
+    let unenforceable = with_policy(
+        "<http://www.w3.org/ns/odrl/2/hasPolicy> <https://energy.example/policies/pay> .\n\
+         <https://energy.example/policies/pay> a <http://www.w3.org/ns/odrl/2/Offer> ;\n\
+           <http://www.w3.org/ns/odrl/2/permission> [ <http://www.w3.org/ns/odrl/2/action> <http://www.w3.org/ns/odrl/2/use> ;\n\
+             <http://www.w3.org/ns/odrl/2/duty> [ <http://www.w3.org/ns/odrl/2/action> <http://www.w3.org/ns/odrl/2/compensate> ] ]",
+    )
+    .replace("grid-load-2024>", "grid-load-2024-c>");
+    let problem = node
+        .send(
+            "POST",
+            "/api/datasets",
+            &[TURTLE, (auth.0, &auth.1)],
+            unenforceable.as_bytes(),
+        )
+        .assert_problem(422);
+    assert!(problem.to_string().contains("compensate"), "{problem}");
+    assert_eq!(node.get("/api/datasets", &[]).json()["total"], 1);
+}

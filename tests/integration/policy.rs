@@ -788,9 +788,10 @@ fn policy_of_every_pool_is_enforceable_on_its_columns() {
         .expect("the demo manifests load");
     assert!(!pools.is_empty());
     for pool in pools {
-        let body = pool.policy().expect("the pool's policy is readable");
-        let policy =
-            parse(&body, RdfSyntax::JsonLd).unwrap_or_else(|e| panic!("{}: {e}", pool.manifest.id));
+        let uid = pool.policy_uid().expect("the pool's policy names its uid");
+        let body = agora::policy::template(&uid).expect("the pool's policy is a template");
+        let policy = parse(body.as_bytes(), RdfSyntax::JsonLd)
+            .unwrap_or_else(|e| panic!("{}: {e}", pool.manifest.id));
         let columns: Vec<&str> = pool
             .manifest
             .data
