@@ -503,6 +503,7 @@ impl Catalog {
         }
         let summary = DatasetSummary::from_graph(&graph, &id, dataset.as_ref(), "local");
         Ok(CheckedWrite {
+            is_new: existing.is_none(),
             record: DatasetRecord {
                 id,
                 iri: dataset.as_str().to_owned(),
@@ -535,14 +536,27 @@ impl Catalog {
             }
         }
         private.commit()?;
-        let mut public = self.store.start_transaction()?;
-        for write in &writes {
-            public.clear_graph(write.graph_name.as_ref())?;
-            for triple in write.graph.iter() {
-                public.insert(triple.in_graph(write.graph_name.as_ref()));
+        if writes.len() > 1 && writes.iter().all(|w| w.is_new) {
+            // New graphs only: the bulk loader writes sorted files and ingests them at once
+            // (atomic, durable), an order of magnitude faster than a transaction that indexes
+            // every key it buffers.
+            let mut loader = self.store.bulk_loader().with_num_threads(1);
+            loader.load_quads(writes.iter().flat_map(|w| {
+                w.graph
+                    .iter()
+                    .map(|t| t.in_graph(w.graph_name.as_ref()).into_owned())
+            }))?;
+            loader.commit()?;
+        } else {
+            let mut public = self.store.start_transaction()?;
+            for write in &writes {
+                public.clear_graph(write.graph_name.as_ref())?;
+                for triple in write.graph.iter() {
+                    public.insert(triple.in_graph(write.graph_name.as_ref()));
+                }
             }
+            public.commit()?;
         }
-        public.commit()?;
         self.generation.fetch_add(1, Ordering::SeqCst);
         let summaries: Vec<DatasetSummary> = writes.into_iter().map(|w| w.summary).collect();
         self.index.apply(&summaries, &[])
@@ -983,6 +997,8 @@ struct ParsedDataset {
 
 /// A write that passed every check and only waits to be committed.
 struct CheckedWrite {
+    /// Whether the dataset is new (its graph does not exist yet).
+    is_new: bool,
     record: DatasetRecord,
     graph_name: NamedNode,
     graph: Graph,
