@@ -40,7 +40,7 @@ use oxigraph::model::{
 use oxigraph::store::Store;
 use search::SearchIndex;
 use shapes::ShapeSet;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -218,11 +218,40 @@ pub struct Catalog {
     clock: SharedClock,
     write_lock: Mutex<()>,
     generation: AtomicU64,
-    exports: Mutex<HashMap<(String, ExportFormat), (u64, Bytes)>>,
+    exports: Mutex<ExportCache>,
 }
 
-/// Most serialised descriptions kept; the cache is emptied when full.
-const EXPORT_CACHE_ENTRIES: usize = 8192;
+/// Serialised descriptions, valid for the catalogue generation they were made in. Bounded by
+/// bytes, not entries: descriptions vary from a few to hundreds of KiB.
+#[derive(Debug, Default)]
+struct ExportCache {
+    entries: HashMap<(String, ExportFormat), (u64, Bytes)>,
+    bytes: usize,
+}
+
+impl ExportCache {
+    /// Most bytes kept; the cache is emptied when an entry would overflow it.
+    const BUDGET: usize = 256 << 20;
+
+    fn get(&self, id: &str, format: ExportFormat, generation: u64) -> Option<Bytes> {
+        let (made_in, bytes) = self.entries.get(&(id.to_owned(), format))?;
+        (*made_in == generation).then(|| bytes.clone())
+    }
+
+    fn insert(&mut self, id: &str, format: ExportFormat, generation: u64, bytes: Bytes) {
+        if self.bytes + bytes.len() > Self::BUDGET {
+            self.entries.clear();
+            self.bytes = 0;
+        }
+        self.bytes += bytes.len();
+        if let Some((_, old)) = self
+            .entries
+            .insert((id.to_owned(), format), (generation, bytes))
+        {
+            self.bytes -= old.len();
+        }
+    }
+}
 
 impl std::fmt::Debug for Catalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -288,7 +317,7 @@ impl Catalog {
             clock,
             write_lock: Mutex::new(()),
             generation: AtomicU64::new(0),
-            exports: Mutex::new(HashMap::new()),
+            exports: Mutex::new(ExportCache::default()),
         };
         catalog.remove_orphan_records()?;
         catalog.reconcile_index()?;
@@ -340,7 +369,7 @@ impl Catalog {
     ) -> Result<Published> {
         let parsed = self.parse(id, description, RdfSyntax::Turtle, Some(pool))?;
         let _guard = self.lock_writer()?;
-        let write = self.check(holder, parsed, WriteMode::Upsert, &[])?;
+        let write = self.check(holder, parsed, WriteMode::Upsert, &HashSet::new())?;
         let published = write.published();
         self.commit(vec![write])?;
         Ok(published)
@@ -367,7 +396,7 @@ impl Catalog {
     ) -> Result<Published> {
         let parsed = self.parse(id, body, syntax, None)?;
         let _guard = self.lock_writer()?;
-        let write = self.check(holder, parsed, mode, &[])?;
+        let write = self.check(holder, parsed, mode, &HashSet::new())?;
         let published = write.published();
         self.commit(vec![write])?;
         Ok(published)
@@ -382,21 +411,21 @@ impl Catalog {
         documents: &[&[u8]],
         syntax: RdfSyntax,
     ) -> Result<Vec<Result<Published>>> {
+        let started = std::time::Instant::now();
         let parsed: Vec<Result<ParsedDataset>> = documents
             .iter()
             .map(|body| self.parse(&new_id(), body, syntax, None))
             .collect();
+        let parsed_in = started.elapsed();
         let _guard = self.lock_writer()?;
         let mut outcomes = Vec::with_capacity(parsed.len());
         let mut writes = Vec::new();
+        let mut pending = HashSet::new();
         for parsed in parsed {
-            let checked = parsed.and_then(|p| {
-                let iris: Vec<&NamedNode> =
-                    writes.iter().map(|w: &CheckedWrite| &w.dataset).collect();
-                self.check(holder, p, WriteMode::Create, &iris)
-            });
+            let checked = parsed.and_then(|p| self.check(holder, p, WriteMode::Create, &pending));
             outcomes.push(match checked {
                 Ok(write) => {
+                    pending.insert(write.dataset.clone());
                     let published = write.published();
                     writes.push(write);
                     Ok(published)
@@ -404,7 +433,17 @@ impl Catalog {
                 Err(e) => Err(e),
             });
         }
+        let checked_in = started.elapsed();
+        let stored = writes.len();
         self.commit(writes)?;
+        tracing::info!(
+            documents = documents.len(),
+            stored,
+            parse_ms = parsed_in.as_millis() as u64,
+            check_ms = (checked_in - parsed_in).as_millis() as u64,
+            commit_ms = (started.elapsed() - checked_in).as_millis() as u64,
+            "batch published"
+        );
         Ok(outcomes)
     }
 
@@ -440,12 +479,22 @@ impl Catalog {
             self.options.limits,
         )?;
         vocab::enrich(&mut graph, &self.vocabularies);
+        // The catalogue record is the node's own and added under the lock; everything the
+        // holder wrote is validated here, outside it, so concurrent publishers validate at once.
+        let findings = self.shapes_for(&graph).validate(&graph);
+        let (violations, warnings): (Vec<_>, Vec<_>) = findings
+            .into_iter()
+            .partition(|f| f.severity == Severity::Violation);
+        if !violations.is_empty() {
+            return Err(CatalogError::Invalid { violations });
+        }
         Ok(ParsedDataset {
             id: id.to_owned(),
             base_iri,
             graph,
             dataset,
             connector,
+            warnings: warnings.iter().map(FindingView::from).collect(),
         })
     }
 
@@ -457,7 +506,7 @@ impl Catalog {
         holder: &str,
         parsed: ParsedDataset,
         mode: WriteMode,
-        pending: &[&NamedNode],
+        pending: &HashSet<NamedNode>,
     ) -> Result<CheckedWrite> {
         let ParsedDataset {
             id,
@@ -465,6 +514,7 @@ impl Catalog {
             mut graph,
             dataset,
             connector,
+            warnings,
         } = parsed;
         let graph_name = local_graph(&id);
         let existing = self.record(&id)?;
@@ -480,7 +530,7 @@ impl Catalog {
         }
         let taken = match self.graph_using_iri(dataset.as_ref())? {
             Some(other) => other != graph_name,
-            None => pending.contains(&&dataset),
+            None => pending.contains(&dataset),
         };
         if taken {
             return Err(CatalogError::Conflict {
@@ -493,14 +543,6 @@ impl Catalog {
             .map(|r| r.issued.clone())
             .unwrap_or_else(|| now.clone());
         add_record(&mut graph, &base_iri, dataset.as_ref(), &issued, &now);
-
-        let findings = self.shapes_for(&graph).validate(&graph);
-        let (violations, warnings): (Vec<_>, Vec<_>) = findings
-            .into_iter()
-            .partition(|f| f.severity == Severity::Violation);
-        if !violations.is_empty() {
-            return Err(CatalogError::Invalid { violations });
-        }
         let summary = DatasetSummary::from_graph(&graph, &id, dataset.as_ref(), "local");
         Ok(CheckedWrite {
             is_new: existing.is_none(),
@@ -516,7 +558,7 @@ impl Catalog {
             graph,
             dataset,
             summary,
-            warnings: warnings.iter().map(FindingView::from).collect(),
+            warnings,
         })
     }
 
@@ -680,19 +722,14 @@ impl Catalog {
         let generation = self.generation();
         let bytes = Bytes::from(serialize(&self.describe(id)?, format, &self.context));
         if let Ok(mut cache) = self.exports.lock() {
-            if cache.len() >= EXPORT_CACHE_ENTRIES {
-                cache.clear();
-            }
-            cache.insert((id.to_owned(), format), (generation, bytes.clone()));
+            cache.insert(id, format, generation, bytes.clone());
         }
         Ok(bytes)
     }
 
     /// The cached export of `id`, if still current. Cheap: no storage access.
     pub fn cached_export(&self, id: &str, format: ExportFormat) -> Option<Bytes> {
-        let cache = self.exports.lock().ok()?;
-        let (generation, bytes) = cache.get(&(id.to_owned(), format))?;
-        (*generation == self.generation()).then(|| bytes.clone())
+        self.exports.lock().ok()?.get(id, format, self.generation())
     }
 
     /// Reads a stored graph. Oxigraph stores derived integer types (`xsd:nonNegativeInteger`)
@@ -993,6 +1030,7 @@ struct ParsedDataset {
     graph: Graph,
     dataset: NamedNode,
     connector: Option<ConnectorRef>,
+    warnings: Vec<FindingView>,
 }
 
 /// A write that passed every check and only waits to be committed.
