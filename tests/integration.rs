@@ -1,6 +1,6 @@
-//! The one integration-test binary (DataFusion and RocksDB link once): every test starts a
-//! real `agora serve` process on an ephemeral port and talks HTTP to it. The modules live in
-//! `tests/integration/`.
+//! The one integration-test binary (RocksDB, and later DataFusion, link once). The modules live
+//! in `tests/integration/`: the node's tests start a real `agora serve` process on an ephemeral
+//! port and talk HTTP to it; the policy and conformance suites call the library directly.
 
 #[path = "integration/auth.rs"]
 mod auth;
