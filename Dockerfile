@@ -15,6 +15,7 @@ RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
  && rm -rf src
 COPY src src
 COPY ontologies ontologies
+COPY policies policies
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin agora
 
 FROM debian:bookworm-slim AS runtime
