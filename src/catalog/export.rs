@@ -108,7 +108,7 @@ pub fn serialize(graph: &Graph, format: ExportFormat, context: &JsonLdContext) -
     match format {
         ExportFormat::JsonLd => {
             let document = to_compact_json_ld(graph, context);
-            serde_json::to_vec_pretty(&document).unwrap_or_default()
+            serde_json::to_vec(&document).unwrap_or_default()
         }
         ExportFormat::Turtle => write_with(graph, RdfFormat::Turtle, context),
         ExportFormat::NTriples => write_with(graph, RdfFormat::NTriples, context),
