@@ -133,27 +133,16 @@ fn cli_errors_say_what_to_fix() {
     assert!(String::from_utf8_lossy(&bad_config.stderr).contains("configuration file"));
 }
 
-#[test]
-fn configuration_comes_from_file_then_environment_then_flags() {
-    let dir = tempfile::tempdir().expect("dir");
-    let config = dir.path().join("agora.toml");
-    std::fs::write(
-        &config,
-        "public_url = \"https://file.example\"\n[sparql]\ntimeout_ms = 5000\n[limits]\nmax_body_bytes = 100000\n",
-    )
-    .expect("config");
-    let file_only = TestNode::start(Options {
-        args: vec!["--config".into(), config.display().to_string()],
-        ..Options::default()
-    });
-    let token = file_only.token("h", agora::identity::Role::Holder, &[]);
+/// Publishes a blank-node dataset and returns the IRI the node minted for it.
+fn minted_iri(node: &TestNode) -> String {
+    let token = node.token("h", agora::identity::Role::Holder, &[]);
     let blank = String::from_utf8(crate::common::fixture("dataset.ttl"))
         .expect("utf8")
         .replace(
             "<https://energy.example/datasets/grid-load-2024>\n    a dcat:Dataset",
             "_:d\n    a dcat:Dataset",
         );
-    let response = file_only.send(
+    let response = node.send(
         "POST",
         "/api/datasets",
         &[
@@ -163,14 +152,38 @@ fn configuration_comes_from_file_then_environment_then_flags() {
         blank.as_bytes(),
     );
     assert_eq!(response.status, 201, "{}", response.text());
-    assert!(
-        response.json()["iri"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("https://file.example/datasets/")
-    );
+    response.json()["iri"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn configuration_comes_from_file_then_environment_then_flags() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("agora.toml");
+    std::fs::write(
+        &config,
+        "public_url = \"https://file.example\"\n[sparql]\ntimeout_ms = 5000\n[limits]\nmax_body_bytes = 100000\n",
+    )
+    .expect("config");
+    let with_config = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["--config".to_owned(), config.display().to_string()];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        TestNode::start(Options {
+            args,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Options::default()
+        })
+    };
+
+    let file_only = with_config(&[], &[]);
+    assert!(minted_iri(&file_only).starts_with("https://file.example/datasets/"));
     // The file's body cap applies.
-    let big = vec![b' '; 200_000];
+    let token = file_only.token("h", agora::identity::Role::Holder, &[]);
     file_only
         .send(
             "POST",
@@ -179,58 +192,15 @@ fn configuration_comes_from_file_then_environment_then_flags() {
                 ("content-type", "text/turtle"),
                 ("authorization", &format!("Bearer {token}")),
             ],
-            &big,
+            &vec![b' '; 200_000],
         )
         .assert_problem(413);
 
-    let env_over_file = TestNode::start(Options {
-        args: vec!["--config".into(), config.display().to_string()],
-        env: vec![("AGORA_PUBLIC_URL".into(), "https://env.example".into())],
-        ..Options::default()
-    });
-    let token = env_over_file.token("h", agora::identity::Role::Holder, &[]);
-    let response = env_over_file.send(
-        "POST",
-        "/api/datasets",
-        &[
-            ("content-type", "text/turtle"),
-            ("authorization", &format!("Bearer {token}")),
-        ],
-        blank.as_bytes(),
-    );
-    assert!(
-        response.json()["iri"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("https://env.example/datasets/")
-    );
-
-    let flag_over_env = TestNode::start(Options {
-        args: vec![
-            "--config".into(),
-            config.display().to_string(),
-            "--public-url".into(),
-            "https://flag.example".into(),
-        ],
-        env: vec![("AGORA_PUBLIC_URL".into(), "https://env.example".into())],
-        ..Options::default()
-    });
-    let token = flag_over_env.token("h", agora::identity::Role::Holder, &[]);
-    let response = flag_over_env.send(
-        "POST",
-        "/api/datasets",
-        &[
-            ("content-type", "text/turtle"),
-            ("authorization", &format!("Bearer {token}")),
-        ],
-        blank.as_bytes(),
-    );
-    assert!(
-        response.json()["iri"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("https://flag.example/datasets/")
-    );
+    let env = [("AGORA_PUBLIC_URL", "https://env.example")];
+    let env_over_file = with_config(&[], &env);
+    assert!(minted_iri(&env_over_file).starts_with("https://env.example/datasets/"));
+    let flag_over_env = with_config(&["--public-url", "https://flag.example"], &env);
+    assert!(minted_iri(&flag_over_env).starts_with("https://flag.example/datasets/"));
 
     std::fs::write(&config, "bind = 42\n").expect("config");
     let bad = agora(&["serve", "--config", &config.display().to_string()]);
