@@ -146,6 +146,9 @@ mod embedded {
     pub const CATALOG: &str = include_str!("../../ontologies/catalog.ttl");
 }
 
+/// The public graph holding the controlled vocabularies the node knows.
+pub const VOCABULARIES_GRAPH: &str = "urn:agora:vocabularies";
+
 /// Settings of a catalogue.
 #[derive(Debug, Clone)]
 pub struct CatalogOptions {
@@ -319,6 +322,7 @@ impl Catalog {
             generation: AtomicU64::new(0),
             exports: Mutex::new(ExportCache::default()),
         };
+        catalog.store_vocabularies()?;
         catalog.remove_orphan_records()?;
         catalog.reconcile_index()?;
         Ok(catalog)
@@ -478,10 +482,13 @@ impl Catalog {
             pool.map(|p| p.columns.as_slice()),
             self.options.limits,
         )?;
-        vocab::enrich(&mut graph, &self.vocabularies);
+        // Validated with what the vocabularies say about the IRIs it uses; stored without it
+        // (the vocabularies live once, in their own graph, and are added back on every read).
         // The catalogue record is the node's own and added under the lock; everything the
         // holder wrote is validated here, outside it, so concurrent publishers validate at once.
-        let findings = self.shapes_for(&graph).validate(&graph);
+        let mut enriched = graph.clone();
+        vocab::enrich(&mut enriched, &self.vocabularies);
+        let findings = self.shapes_for(&enriched).validate(&enriched);
         let (violations, warnings): (Vec<_>, Vec<_>) = findings
             .into_iter()
             .partition(|f| f.severity == Severity::Violation);
@@ -706,7 +713,9 @@ impl Catalog {
         let name = is_valid_id(id).then(|| local_graph(id));
         match name {
             Some(name) if self.store.contains_named_graph(name.as_ref())? => {
-                self.graph(name.as_ref())
+                let mut graph = self.graph(name.as_ref())?;
+                vocab::enrich(&mut graph, &self.vocabularies);
+                Ok(graph)
             }
             _ => Err(CatalogError::NotFound { id: id.into() }),
         }
@@ -929,6 +938,24 @@ impl Catalog {
             location: url.to_owned(),
             format: format.to_owned(),
         })
+    }
+
+    /// Keeps the public graph of the controlled vocabularies equal to the node's copy, so SPARQL
+    /// users can join datasets with concept labels and schemes. Rewritten only when it changed.
+    fn store_vocabularies(&self) -> Result<()> {
+        let name = NamedNode::new_unchecked(VOCABULARIES_GRAPH);
+        if self.graph(name.as_ref())? == self.vocabularies {
+            return Ok(());
+        }
+        let _guard = self.lock_writer()?;
+        let mut transaction = self.store.start_transaction()?;
+        transaction.clear_graph(name.as_ref())?;
+        for triple in self.vocabularies.iter() {
+            transaction.insert(triple.in_graph(name.as_ref()));
+        }
+        transaction.commit()?;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 
     /// The private quads currently stored about the dataset of `graph_name`.

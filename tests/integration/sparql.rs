@@ -382,3 +382,30 @@ fn operations_endpoints_describe_the_node() {
         "{metrics}"
     );
 }
+
+#[test]
+fn vocabularies_are_stored_once_and_joinable() {
+    let node = TestNode::start(Options::default());
+    let id = publish_fixture(&node, "grid-operator");
+    let label = "PREFIX dcat: <http://www.w3.org/ns/dcat#> PREFIX skos: <http://www.w3.org/2004/02/skos/core#> \
+                 SELECT ?label WHERE { ?d dcat:theme ?t . ?t skos:prefLabel ?label FILTER(lang(?label) = 'en') }";
+    let joined = node
+        .get(
+            &format!("/sparql?query={}", encode(label)),
+            &[("accept", "text/csv")],
+        )
+        .text();
+    assert!(joined.contains("Energy"), "{joined}");
+    let copies = format!(
+        "ASK {{ GRAPH <urn:agora:local:{id}> {{ <http://publications.europa.eu/resource/authority/data-theme/ENER> ?p ?o }} }}"
+    );
+    let answer = node.get(
+        &format!("/sparql?query={}", encode(&copies)),
+        &[("accept", "application/sparql-results+json")],
+    );
+    assert_eq!(
+        answer.json()["boolean"],
+        false,
+        "the dataset graph holds a copy of the vocabulary"
+    );
+}
