@@ -10,9 +10,10 @@
 #
 # Options: --datasets N, --quick, --batch-size N (datasets per batch request, 1000),
 #   --clients N (concurrent publishing connections, 2), --wrk-seconds S, --search-queries N,
-#   --sparql-rounds N, --work-dir DIR (kept), --keep, --skip read,search,sparql,
-#   --no-reference (no oxigraph comparison), --output FILE.
-# Binaries: AGORA_BIN (default: $CARGO_TARGET_DIR/release/agora, then target/release/agora),
+#   --sparql-rounds N, --work-dir DIR (kept), --keep, --skip read,search,sparql,load,
+#   --no-reference (no oxigraph comparison), --output FILE, --wait-idle S (on a shared
+#   machine, wait up to S seconds before each phase for other processes to leave the CPU).
+# Binaries: AGORA_BIN (default: $CARGO_TARGET_DIR/release/agora, then cargo's target directory),
 #   OXIGRAPH_BIN (default: `oxigraph` on PATH, then $HOME/.cache/oxigraph-cli/bin/oxigraph).
 # Needs: python3 (standard library only) and wrk.
 set -euo pipefail
@@ -34,8 +35,11 @@ done
 
 find_agora() {
   local candidate
+  local metadata_dir
+  metadata_dir="$(cd "$root" && cargo metadata --format-version 1 --no-deps 2>/dev/null |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || true)"
   for candidate in "${AGORA_BIN:-}" "${CARGO_TARGET_DIR:+$CARGO_TARGET_DIR/release/agora}" \
-                   "$root/target/release/agora"; do
+                   "${metadata_dir:+$metadata_dir/release/agora}" "$root/target/release/agora"; do
     if [[ -n "$candidate" && -x "$candidate" ]]; then echo "$candidate"; return 0; fi
   done
   return 1
@@ -53,7 +57,7 @@ find_oxigraph() {
 if ! agora="$(find_agora)"; then
   cat >&2 <<MSG
 No release build of agora found (looked at \$AGORA_BIN, \$CARGO_TARGET_DIR/release/agora,
-$root/target/release/agora). Build it first:
+cargo's target directory, $root/target/release/agora). Build it first:
     cargo build --release            # then re-run, or set AGORA_BIN=/path/to/agora
 MSG
   exit 2

@@ -86,6 +86,105 @@ def dir_mib(path: Path) -> float:
     return total / (1 << 20)
 
 
+def cpu_snapshot() -> dict[int, tuple[int, int]]:
+    """pid -> (ppid, user+system clock ticks) for every process."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    return out
+
+
+class CpuWatch:
+    """Share of the machine's CPU used by processes that are not this benchmark's (its own
+    process tree: agora, its SPARQL workers, oxigraph, wrk) between start() and stop()."""
+
+    def __init__(self):
+        self.phases: dict[str, float] = {}
+        self.cores: dict[str, float] = {}
+        self.client_cores: dict[str, float] = {}
+        self.name = None
+        self.server_pid = 0  # agora: its CPU (with its SPARQL workers) is reported apart
+
+    def wait_idle(self, limit: float) -> None:
+        """Waits (at most `limit` seconds) until other processes use < 5 % of the machine."""
+        if limit <= 0:
+            return
+        deadline = time.monotonic() + limit
+        while True:
+            self.start("idle check")
+            time.sleep(5)
+            self.stop(quiet=True)
+            share = self.phases.pop("idle check")
+            self.cores.pop("idle check", None)
+            self.client_cores.pop("idle check", None)
+            if share < 5 or time.monotonic() > deadline:
+                return
+            log(f"  other processes use {share:.0f} % of the CPU: waiting for the machine to quieten")
+
+    def start(self, name: str) -> None:
+        self.name = name
+        self.before = cpu_snapshot()
+        times = os.times()
+        self.children0 = times.children_user + times.children_system
+        self.t0 = time.monotonic()
+
+    def stop(self, quiet: bool = False) -> None:
+        after = cpu_snapshot()
+        times = os.times()
+        # Children that ended inside the phase (wrk) are gone from /proc: count them here.
+        waited = times.children_user + times.children_system - self.children0
+        elapsed = time.monotonic() - self.t0
+        parents = {pid: ppid for pid, (ppid, _) in after.items()}
+        parents.update({pid: ppid for pid, (ppid, _) in self.before.items() if pid not in parents})
+        me = os.getpid()
+
+        def ours(pid: int) -> bool:
+            seen = 0
+            while pid > 1 and seen < 64:
+                if pid == me:
+                    return True
+                pid = parents.get(pid, 0)
+                seen += 1
+            return False
+
+        def under_server(pid: int) -> bool:
+            seen = 0
+            while pid > 1 and seen < 64:
+                if pid == self.server_pid:
+                    return True
+                pid = parents.get(pid, 0)
+                seen += 1
+            return False
+
+        foreign = 0
+        server = 0
+        client = 0
+        for pid, (_, ticks) in after.items():
+            delta = ticks - self.before.get(pid, (0, 0))[1]
+            if not ours(pid):
+                foreign += delta
+            elif self.server_pid and under_server(pid):
+                server += delta
+            else:
+                client += delta
+        hz = os.sysconf("SC_CLK_TCK")
+        capacity = elapsed * hz * (os.cpu_count() or 1)
+        self.phases[self.name] = 100.0 * foreign / capacity if capacity else 0.0
+        self.cores[self.name] = server / hz / elapsed if elapsed else 0.0
+        self.client_cores[self.name] = (client / hz + waited) / elapsed if elapsed else 0.0
+        if not quiet:
+            log(f"  other processes used {self.phases[self.name]:.1f} % of the machine's CPU during "
+                f"{self.name}; agora used {self.cores[self.name]:.2f} cores on average, the benchmark's "
+                f"clients (Python, wrk, oxigraph) {self.client_cores[self.name]:.2f}")
+
+
 class Http:
     """One keep-alive connection; reconnects once when the server closed it."""
 
@@ -149,7 +248,7 @@ class Agora:
             stdout=log_file, stderr=subprocess.STDOUT, env=env)
         return wait_http(self.port, "/health", self.process, "agora")
 
-    def stop(self) -> None:
+    def stop(self, quiet: bool = False) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -461,6 +560,61 @@ def sparql_mix(agora_port: int, oxigraph_port: int, rounds: int, queries) -> lis
     return results
 
 
+def sparql_overhead(agora_port: int, oxigraph_port: int, repeats: int = 300) -> dict:
+    """Median time of `ASK {}` on each, interleaved: the fixed cost of one query."""
+    clients = {"agora": SparqlClient(agora_port, "/sparql"),
+               "oxigraph": SparqlClient(oxigraph_port, "/query")}
+    times: dict[str, list[float]] = {"agora": [], "oxigraph": []}
+    for r in range(repeats + 10):
+        for system in (["agora", "oxigraph"] if r % 2 == 0 else ["oxigraph", "agora"]):
+            elapsed, status, body, _ = clients[system].run("ASK {}")
+            if status != 200:
+                raise SystemExit(f"{system} answered {status} to ASK {{}}: {body[:500]!r}")
+            if r >= 10:
+                times[system].append(elapsed)
+    for client in clients.values():
+        client.http.close()
+    out = {f"{k}_median_ms": statistics.median(v) for k, v in times.items()}
+    out.update({f"{k}_p99_ms": percentile(v, 99) for k, v in times.items()})
+    log(f"  ASK {{}} (fixed cost of a query): agora {out['agora_median_ms']:.3f} ms, "
+        f"oxigraph {out['oxigraph_median_ms']:.3f} ms")
+    return out
+
+
+VOCABULARY_SUBJECTS = ("<http://publications.europa.eu/resource/authority/",
+                       "<http://purl.org/adms/", "<https://hdeu-dcat.data.health.europa.eu/",
+                       "<https://w3id.org/mobilitydcat-ap/")
+
+
+def reference_load(oxigraph: Path, store: Path, work: Path, datasets: int) -> dict:
+    """What agora stored, in numbers, and how fast Oxigraph's own bulk loader writes it."""
+    dump = work / "catalog.nq"
+    subprocess.run([str(oxigraph), "dump", "--location", str(store), "--file", str(dump)],
+                   check=True, capture_output=True)
+    quads = vocabulary = 0
+    with open(dump, "rb") as f:
+        for line in f:
+            quads += 1
+            # A vocabulary concept described inside a dataset's own graph: a per-dataset copy.
+            if (line.startswith(tuple(s.encode() for s in VOCABULARY_SUBJECTS))
+                    and b" <urn:agora:local:" in line):
+                vocabulary += 1
+    target = work / "oxigraph-load"
+    shutil.rmtree(target, ignore_errors=True)
+    t0 = time.perf_counter()
+    subprocess.run([str(oxigraph), "load", "--location", str(target), "--file", str(dump)],
+                   check=True, capture_output=True)
+    seconds = time.perf_counter() - t0
+    dump.unlink()
+    shutil.rmtree(target, ignore_errors=True)
+    result = {"quads": quads, "vocabulary_quads": vocabulary, "seconds": seconds,
+              "quads_per_dataset": quads / datasets, "datasets_per_s": datasets / seconds}
+    log(f"  store: {quads:,} quads ({quads / datasets:.0f} per dataset, {100 * vocabulary / quads:.0f} % "
+        f"per-dataset copies of vocabulary concepts); `oxigraph load` of the same quads: {seconds:.1f} s "
+        f"= {datasets / seconds:,.0f} datasets/s")
+    return result
+
+
 # ------------------------------------------------------------------------------- report
 
 def fmt(x: float, digits: int = 1) -> str:
@@ -487,10 +641,26 @@ def report(r: dict) -> str:
     out.append(f"| overall | {n:,} | {fmt(p['seconds'])} | {fmt(p['rate'], 0)} | ≥ 2,000/s: "
                f"{'met' if p['rate'] >= 2000 else 'missed'} ({p['rate'] / 2000:.2f}×) |")
     out.append("")
+    if p.get("last_batch_request_p50_s"):
+        out.append(f"A batch request of {p['batch_size']:,} took {p['batch_request_p50_s']:.2f} s "
+                   f"(median) over the run and {p['last_batch_request_p50_s']:.2f} s in the last "
+                   f"phase; the last phase's {math.ceil(p['last_phase'] / p['batch_size'])} request(s) also pay "
+                   f"a ramp-up and a drain where fewer than {p['clients']} are in flight.\n")
+    if "reference_load" in r:
+        L = r["reference_load"]
+        out.append(f"Reference: `oxigraph load` (Oxigraph's bulk loader, no validation, no search "
+                   f"index) of the very quads agora stored — {L['quads']:,} quads, "
+                   f"{L['quads_per_dataset']:.0f} per dataset, of which "
+                   f"{100 * L['vocabulary_quads'] / L['quads']:.0f} % are per-dataset copies of "
+                   f"vocabulary concepts — took {fmt(L['seconds'])} s = {fmt(L['datasets_per_s'], 0)} datasets/s "
+                   f"(agora overall: {p['rate'] / L['datasets_per_s']:.2f}× that).\n")
     out.append(f"Failures: {p['failures']}. Store after publishing: catalog {fmt(r['store']['catalog_mib'], 0)} MiB, "
                f"whole data dir {fmt(r['store']['data_dir_mib'], 0)} MiB; agora RSS "
-               f"{fmt(r['store']['rss_mib'] or 0, 0)} MiB; restart to /health in "
-               f"{fmt(r['store']['restart_seconds'], 2)} s.\n")
+               f"{fmt(r['store']['rss_mib'] or 0, 0)} MiB. Graceful stop (SIGTERM) took "
+               f"{fmt(r['store']['stop_seconds'], 2)} s; the first start after the bulk load took "
+               f"{fmt(r['store']['restart_seconds'], 2)} s to answer /health"
+               + (f", the next one {fmt(r['store']['second_restart_seconds'], 2)} s"
+                  if "second_restart_seconds" in r["store"] else "") + ".\n")
     if "read" in r:
         w = r["read"]
         out.append(f"**GET /api/datasets/{{id}}** (`wrk -t2 -c32 -d{r['wrk_seconds']}s --latency`, "
@@ -503,6 +673,16 @@ def report(r: dict) -> str:
                    f"{w.get('non2xx', 0)} | ≥ 10,000 req/s and p99 < 5 ms: "
                    f"{'met' if met else 'missed'} ({w.get('rps', 0) / 10000:.2f}× the rate, "
                    f"p99 {w.get('p99_ms', float('nan')) / 5:.2f}× the bound) |")
+        if "read_hot" in r:
+            h = r["read_hot"]
+            out.append(f"| {fmt(h.get('rps', 0), 0)} | {fmt(h.get('p50_ms', float('nan')), 2)} ms | "
+                       f"{fmt(h.get('p90_ms', float('nan')), 2)} ms | {fmt(h.get('p99_ms', float('nan')), 2)} ms | "
+                       f"{h.get('non2xx', 0)} | (diagnostic) the same on 1,000 ids only, all served from "
+                       f"agora's export cache |")
+        if "read_sizes" in r:
+            out.append("")
+            out.append("Response size of one dataset: " + ", ".join(
+                f"{k} {v:,} bytes" for k, v in r["read_sizes"].items()) + ".")
         out.append("")
     if "search" in r:
         out.append(f"**Search** (`GET /api/datasets?q=…&limit=20`, one client, sequential, "
@@ -536,8 +716,25 @@ def report(r: dict) -> str:
         g = r["sparql_geomean"]
         out.append(f"| **geometric mean** | | | | **{g:.2f}×** |")
         out.append("")
+        if "sparql_overhead" in r:
+            o = r["sparql_overhead"]
+            out.append(f"Fixed cost of one query (`ASK {{}}`, 300 runs each, interleaved, not in the "
+                       f"mean): agora median {o['agora_median_ms']:.3f} ms (p99 {o['agora_p99_ms']:.3f}), "
+                       f"oxigraph {o['oxigraph_median_ms']:.3f} ms (p99 {o['oxigraph_p99_ms']:.3f}).")
+            out.append("")
         out.append(f"Target agora within 1.1× of standalone Oxigraph: "
                    f"{'met' if g <= 1.1 else 'missed'} (geometric mean {g:.2f}×).")
+        out.append("")
+    if r.get("agora_cores"):
+        out.append("Cores used on average, agora (its SPARQL workers included) / the benchmark's own "
+                   f"clients (Python driver, wrk, oxigraph), of {os.cpu_count()}: " + ", ".join(
+                       f"{k} {v:.2f} / {r.get('client_cores', {}).get(k, float('nan')):.2f}"
+                       for k, v in r["agora_cores"].items()) + ".")
+        out.append("")
+    if r.get("foreign_cpu"):
+        out.append("CPU used by other processes on the machine during each phase (share of all "
+                   "cores; 0 % = the benchmark had the machine to itself): "
+                   + ", ".join(f"{k} {v:.1f} %" for k, v in r["foreign_cpu"].items()) + ".")
         out.append("")
     return "\n".join(out)
 
@@ -558,14 +755,18 @@ def main() -> int:
     parser.add_argument("--sparql-rounds", type=int)
     parser.add_argument("--work-dir", type=Path)
     parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--skip", default="", help="comma list of phases to skip: read,search,sparql")
+    parser.add_argument("--wait-idle", type=float, default=0,
+                        help="before each phase, wait up to this many seconds for other "
+                             "processes to leave the CPU (shared machines)")
+    parser.add_argument("--skip", default="", help="comma list of phases to skip: read,search,sparql,load (load: the "
+                             "oxigraph bulk-load reference)")
     parser.add_argument("--command", default="benches/catalog.sh")
     parser.add_argument("--output", type=Path, help="also write the Markdown block here")
     args = parser.parse_args()
     if args.quick and args.datasets == 100_000:
         args.datasets = 10_000
     wrk_seconds = args.wrk_seconds or (10 if args.quick else 30)
-    rounds = args.sparql_rounds or (5 if args.quick else 7)
+    rounds = args.sparql_rounds or (5 if args.quick else 9)
     skip = {s for s in args.skip.split(",") if s}
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="agora-bench-"))
@@ -603,14 +804,20 @@ def main() -> int:
         startup = agora.start()
         log(f"agora on port {agora.port} (ready in {startup:.2f} s)")
 
+        watch = CpuWatch()
         # ---- 1. bulk publishing
         publisher = Publisher(agora.port, token, args.batch_size, args.clients)
         publisher.detect()
         last = max(1, args.datasets // 10)
         first = args.datasets - last
         log(f"publishing {first:,} datasets, then the last {last:,}")
+        watch.server_pid = agora.process.pid
+        watch.wait_idle(args.wait_idle)
+        watch.start("publishing")
         first_seconds = publisher.publish(catalog_file, 0, first)
+        first_batches = len(publisher.batch_seconds)
         last_seconds = publisher.publish(catalog_file, first, args.datasets)
+        watch.stop()
         failures = len(publisher.failures)
         if failures:
             log(f"{failures} datasets refused; first: {publisher.failures[:3]}")
@@ -627,6 +834,9 @@ def main() -> int:
             sizes = [s for _, s in publisher.batch_seconds]
             r["publish"]["batch_request_p50_s"] = percentile(sizes, 50)
             r["publish"]["batch_request_max_s"] = max(sizes)
+            last_sizes = [s for _, s in publisher.batch_seconds[first_batches:]]
+            if last_sizes:
+                r["publish"]["last_batch_request_p50_s"] = percentile(last_sizes, 50)
         ids_file = work / "ids.txt"
         ids = [publisher.ids[i] for i in sorted(publisher.ids)]
         ids_file.write_text("\n".join(ids) + "\n")
@@ -635,11 +845,14 @@ def main() -> int:
 
         # Restart: durability check of the count, and the start-up time at this size.
         rss = rss_mib(agora.process.pid)
+        t_stop = time.perf_counter()
         agora.stop()
+        stop_seconds = time.perf_counter() - t_stop
         r["store"] = {"catalog_mib": dir_mib(data_dir / "catalog"),
                       "data_dir_mib": dir_mib(data_dir), "rss_mib": rss}
         restart = agora.start()
         r["store"]["restart_seconds"] = restart
+        r["store"]["stop_seconds"] = stop_seconds
         conn = Http(agora.port)
         status, _, body = conn.request("GET", "/api/datasets?limit=1")
         total = json.loads(body)["total"] if status == 200 else None
@@ -649,6 +862,9 @@ def main() -> int:
 
         # ---- 2. reads
         if "read" not in skip:
+            watch.wait_idle(args.wait_idle)
+            watch.server_pid = agora.process.pid
+            watch.start("reads")
             env = {"AGORA_BENCH_IDS": str(ids_file)}
             url = f"http://127.0.0.1:{agora.port}"
             run_wrk(args.wrk, HERE / "wrk_get_dataset.lua", url, 5, env)  # warm-up
@@ -656,9 +872,30 @@ def main() -> int:
             w = r["read"]
             log(f"  GET dataset: {w.get('rps', 0):,.0f} req/s, p99 {w.get('p99_ms', float('nan')):.2f} ms, "
                 f"non-2xx {w.get('non2xx')}")
+            # The same with 1,000 ids only: after the warm-up they are all in agora's export
+            # cache, so this is the HTTP path without the store read and the serialisation.
+            hot_file = work / "ids-hot.txt"
+            hot_file.write_text("\n".join(ids[:1000]) + "\n")
+            hot_env = {"AGORA_BENCH_IDS": str(hot_file)}
+            run_wrk(args.wrk, HERE / "wrk_get_dataset.lua", url, 3, hot_env)  # fills the cache
+            r["read_hot"] = run_wrk(args.wrk, HERE / "wrk_get_dataset.lua", url, wrk_seconds, hot_env)
+            w = r["read_hot"]
+            log(f"  GET dataset, 1,000 hot ids: {w.get('rps', 0):,.0f} req/s, p99 {w.get('p99_ms', float('nan')):.2f} ms")
+            conn = Http(agora.port)
+            sizes = {}
+            for accept in ("application/ld+json", "text/turtle"):
+                status, _, body = conn.request("GET", f"/api/datasets/{ids[len(ids) // 2]}",
+                                               headers={"Accept": accept})
+                sizes[accept] = len(body)
+            conn.close()
+            r["read_sizes"] = sizes
+            watch.stop()
 
         # ---- 3. search
         if "search" not in skip:
+            watch.wait_idle(args.wait_idle)
+            watch.server_pid = agora.process.pid
+            watch.start("search")
             r["search"] = search_latency(agora.port, args.search_queries,
                                          max(500, args.search_queries // 4))
             words_file = work / "words.txt"
@@ -668,6 +905,7 @@ def main() -> int:
                                       {"AGORA_BENCH_WORDS": str(words_file)})
             w = r["search_wrk"]
             log(f"  search under load: {w.get('rps', 0):,.0f} req/s, p99 {w.get('p99_ms', float('nan')):.2f} ms")
+            watch.stop()
 
         # ---- 4. SPARQL against the reference
         if "sparql" not in skip:
@@ -679,7 +917,7 @@ def main() -> int:
                 if copy.exists():
                     shutil.rmtree(copy)
                 shutil.copytree(data_dir / "catalog", copy)
-                agora.start()
+                r["store"]["second_restart_seconds"] = agora.start()
                 r["oxigraph_version"] = subprocess.run(
                     [str(args.oxigraph), "--version"], capture_output=True, text=True).stdout.strip()
                 oxigraph_port = free_port()
@@ -689,12 +927,19 @@ def main() -> int:
                     stdout=open(work / "oxigraph.log", "ab"), stderr=subprocess.STDOUT)
                 # Any path answering 200 will do to know it listens.
                 wait_http(oxigraph_port, "/query?query=ASK%7B%7D", oxigraph_process, "oxigraph")
+                if "load" not in skip:
+                    r["reference_load"] = reference_load(args.oxigraph, copy, work, args.datasets)
                 dataset_iri = f"{gen.BASE}/datasets/{args.datasets // 2}"
                 publisher_iri = gen.PUBLISHERS[20]["iri"]
                 queries = load_queries(dataset_iri, publisher_iri)
+                watch.wait_idle(args.wait_idle)
+                watch.server_pid = agora.process.pid
+                watch.start("SPARQL")
                 r["sparql"] = sparql_mix(agora.port, oxigraph_port, rounds, queries)
+                r["sparql_overhead"] = sparql_overhead(agora.port, oxigraph_port)
                 ratios = [e["ratio"] for e in r["sparql"]]
                 r["sparql_geomean"] = math.exp(sum(math.log(x) for x in ratios) / len(ratios))
+                watch.stop()
                 log(f"  SPARQL geometric-mean ratio agora/oxigraph: {r['sparql_geomean']:.2f}")
     finally:
         agora.stop()
@@ -702,6 +947,9 @@ def main() -> int:
             oxigraph_process.terminate()
             oxigraph_process.wait()
 
+    r["foreign_cpu"] = watch.phases
+    r["agora_cores"] = watch.cores
+    r["client_cores"] = watch.client_cores
     (work / "results.json").write_text(json.dumps(r, indent=2, default=str))
     markdown = report(r)
     print(markdown)
