@@ -328,6 +328,15 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// Flushes both stores' memtables to disk, so the next start replays no write-ahead log.
+    /// Called on graceful shutdown; durability never depends on it (the WAL already has
+    /// every acknowledged write).
+    pub fn flush(&self) -> Result<()> {
+        self.store.flush()?;
+        self.private.flush()?;
+        Ok(())
+    }
+
     /// The underlying store, for the SPARQL snapshots.
     pub fn store(&self) -> &Store {
         &self.store

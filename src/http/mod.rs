@@ -92,7 +92,8 @@ pub async fn serve(
     let max_body = node.config.limits.max_body_bytes;
     let node = web::Data::new(node);
     let metrics = web::Data::new(metrics);
-    HttpServer::new(move || {
+    let flushed = node.clone();
+    let served = HttpServer::new(move || {
         App::new()
             .app_data(node.clone())
             .app_data(metrics.clone())
@@ -122,5 +123,12 @@ pub async fn serve(
     .shutdown_timeout(10)
     .listen(listener)?
     .run()
-    .await
+    .await;
+    let catalog = flushed.catalog.clone();
+    match web::block(move || catalog.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "could not flush the stores at shutdown"),
+        Err(error) => tracing::warn!(%error, "could not flush the stores at shutdown"),
+    }
+    served
 }

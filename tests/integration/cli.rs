@@ -215,7 +215,14 @@ fn configuration_comes_from_file_then_environment_then_flags() {
 #[test]
 fn sigterm_shuts_down_gracefully_and_keeps_the_data() {
     let mut node = TestNode::start(Options::default());
-    crate::catalog::publish_fixture(&node, "h");
+    let id = crate::catalog::publish_fixture(&node, "h");
     let status = node.terminate();
     assert!(status.success(), "exit status {status:?}");
+    node.start_again();
+    let response = node.get(&format!("/api/datasets/{id}"), &[("accept", "text/turtle")]);
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(
+        node.get("/api/datasets?q=electricity", &[]).json()["total"],
+        1
+    );
 }

@@ -101,6 +101,15 @@ impl TestNode {
         self.stdout_lines = lines;
     }
 
+    /// Starts the node again on the same data directory after it exited.
+    pub fn start_again(&mut self) {
+        assert!(!self.is_alive(), "the node is still running");
+        let (child, url, lines) = spawn(&self.data_dir, &self.options);
+        self.child = child;
+        self.url = url;
+        self.stdout_lines = lines;
+    }
+
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = i32::try_from(self.child.id()).expect("pid");
