@@ -586,7 +586,13 @@ impl Catalog {
         }
         let mut private = self.private.start_transaction()?;
         for write in &writes {
-            for quad in self.record_quads(&write.graph_name)? {
+            // A new dataset has no record to replace.
+            let old = if write.is_new {
+                Vec::new()
+            } else {
+                self.record_quads(&write.graph_name)?
+            };
+            for quad in old {
                 private.remove(&quad);
             }
             for quad in record_quads_for(&write.graph_name, &write.record)? {
@@ -1137,6 +1143,7 @@ fn attach_policies(
         .objects_for_subject_predicate(dataset, ODRL_HAS_POLICY)
         .map(TermRef::into_owned)
         .collect();
+    let mut uids = Vec::new();
     for policy in referenced {
         let Term::NamedNode(uid) = policy else {
             violations.push(violation(
@@ -1145,6 +1152,7 @@ fn attach_policies(
             ));
             continue;
         };
+        uids.push(uid.clone());
         if graph.triples_for_subject(&uid).next().is_some() {
             continue;
         }
@@ -1163,10 +1171,22 @@ fn attach_policies(
             )),
         }
     }
-    if violations.is_empty() {
+    // Reading policies costs a copy of the graph: skip it when nothing in it is typed ODRL.
+    let mentions_odrl = graph.triples_for_predicate(rdf::TYPE).any(|t| {
+        matches!(t.object, TermRef::NamedNode(class) if class.as_str().starts_with(policy::vocab::ODRL))
+    });
+    if violations.is_empty() && (mentions_odrl || !uids.is_empty()) {
         let triples = graph.iter().map(oxigraph::model::TripleRef::into_owned);
         match policy::policies_in_triples(triples) {
             Ok(policies) => {
+                for uid in &uids {
+                    if !policies.iter().any(|p| p.uid == *uid) {
+                        violations.push(violation(
+                            uid.as_str(),
+                            format!("{uid} is not an ODRL policy: type it odrl:Offer, odrl:Set or odrl:Agreement"),
+                        ));
+                    }
+                }
                 for found in policies {
                     let checked = match columns {
                         Some(columns) => policy::validate_for_dataset(&found, columns),

@@ -475,5 +475,23 @@ fn policies_are_filled_from_templates_and_checked_at_publication() {
         )
         .assert_problem(422);
     assert!(problem.to_string().contains("compensate"), "{problem}");
+    // Something that is not an ODRL policy cannot stand for one.
+    let untyped = with_policy(
+        "<http://www.w3.org/ns/odrl/2/hasPolicy> <https://energy.example/policies/none> .\n\
+         <https://energy.example/policies/none> <http://purl.org/dc/terms/title> \"not a policy\"",
+    )
+    .replace("grid-load-2024>", "grid-load-2024-d>");
+    let problem = node
+        .send(
+            "POST",
+            "/api/datasets",
+            &[TURTLE, (auth.0, &auth.1)],
+            untyped.as_bytes(),
+        )
+        .assert_problem(422);
+    assert!(
+        problem.to_string().contains("is not an ODRL policy"),
+        "{problem}"
+    );
     assert_eq!(node.get("/api/datasets", &[]).json()["total"], 1);
 }
