@@ -259,17 +259,7 @@ fn token(command: TokenCommand) -> anyhow::Result<()> {
 }
 
 fn load(args: LoadArgs) -> anyhow::Result<()> {
-    let Some(syntax) = args
-        .file
-        .extension()
-        .and_then(|e| e.to_str())
-        .and_then(RdfSyntax::from_extension)
-    else {
-        bail!(
-            "cannot tell the syntax of {}: name it .ttl, .nt or .jsonld",
-            args.file.display()
-        );
-    };
+    let syntax = syntax_of(&args.file)?;
     let body = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let config = Config {
@@ -284,6 +274,19 @@ fn load(args: LoadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The RDF syntax of a file, from its extension.
+fn syntax_of(file: &std::path::Path) -> anyhow::Result<RdfSyntax> {
+    file.extension()
+        .and_then(|e| e.to_str())
+        .and_then(RdfSyntax::from_extension)
+        .with_context(|| {
+            format!(
+                "cannot tell the syntax of {}: name it .ttl, .jsonld or .nt",
+                file.display()
+            )
+        })
+}
+
 fn http_agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -293,15 +296,7 @@ fn http_agent() -> ureq::Agent {
 }
 
 fn publish(args: PublishArgs) -> anyhow::Result<()> {
-    let content_type = match args.file.extension().and_then(|e| e.to_str()) {
-        Some("ttl") => "text/turtle",
-        Some("jsonld") | Some("json") => "application/ld+json",
-        Some("nt") => "application/n-triples",
-        _ => bail!(
-            "cannot tell the syntax of {}: name it .ttl, .jsonld or .nt",
-            args.file.display()
-        ),
-    };
+    let content_type = syntax_of(&args.file)?.media_type();
     let body = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let mut response = http_agent()

@@ -63,6 +63,15 @@ impl RdfSyntax {
         }
     }
 
+    /// The media type to send a document of this syntax with.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Self::JsonLd => "application/ld+json",
+            Self::Turtle => "text/turtle",
+            Self::NTriples => "application/n-triples",
+        }
+    }
+
     fn format(self) -> RdfFormat {
         match self {
             Self::JsonLd => RdfFormat::JsonLd {

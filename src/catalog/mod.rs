@@ -353,13 +353,6 @@ impl Catalog {
         &self.context
     }
 
-    /// Adds a folder `file://` distributions may point into.
-    pub fn allow_root(&mut self, root: &Path) {
-        if let Ok(root) = root.canonicalize() {
-            self.allow_roots.push(root);
-        }
-    }
-
     /// Publishes a new dataset for `holder`. `id` is minted unless given (demo pools).
     pub fn publish(
         &self,

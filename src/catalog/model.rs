@@ -15,7 +15,6 @@ pub mod terms {
     }
     term!(DCAT_DATASET, "http://www.w3.org/ns/dcat#Dataset");
     term!(DCAT_RESOURCE, "http://www.w3.org/ns/dcat#Resource");
-    term!(DCAT_CATALOG, "http://www.w3.org/ns/dcat#Catalog");
     term!(
         DCAT_CATALOG_RECORD,
         "http://www.w3.org/ns/dcat#CatalogRecord"
