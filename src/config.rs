@@ -56,6 +56,8 @@ pub struct Config {
     pub sparql: SparqlConfig,
     /// Caps applied to every request body before it is parsed.
     pub limits: LimitsConfig,
+    /// Contract negotiation and transfer settings.
+    pub contracts: ContractsConfig,
 }
 
 impl Default for Config {
@@ -70,6 +72,34 @@ impl Default for Config {
             identity: IdentityConfig::default(),
             sparql: SparqlConfig::default(),
             limits: LimitsConfig::default(),
+            contracts: ContractsConfig::default(),
+        }
+    }
+}
+
+/// Contract negotiation (DSP) and data-plane token settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContractsConfig {
+    /// Send DSP messages to loopback and private addresses (callbacks, providers). Off by
+    /// default: a counter-party's `callbackAddress` must not make the node call its own network.
+    pub allow_private_addresses: bool,
+    /// Lifetime of a data-plane token, in seconds; a transfer refreshes it for long pulls.
+    pub data_token_seconds: u64,
+    /// How long `POST /api/negotiations` and `POST /api/transfers` wait for the other party
+    /// before answering the pending state, in seconds.
+    pub wait_seconds: u64,
+    /// How often agreements are checked for expiry, in seconds.
+    pub expiry_check_seconds: u64,
+}
+
+impl Default for ContractsConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_addresses: false,
+            data_token_seconds: 600,
+            wait_seconds: 30,
+            expiry_check_seconds: 5,
         }
     }
 }

@@ -4,6 +4,8 @@
 //! its types, its storage and its errors (see `docs/ARCHITECTURE.md`):
 //!
 //! - [`catalog`]: the DCAT-AP 3 model, its persistent store, validation, search and SPARQL;
+//! - [`policy`]: ODRL 2.2 policies: parsing, the publication check, evaluation, enforcement plans;
+//! - [`contract`]: the Dataspace Protocol negotiation and transfer state machines, agreements;
 //! - [`identity`]: JWT validation against trusted issuers and the development issuer;
 //! - [`engine`]: the sector data pools (connector manifests and their deterministic data);
 //! - [`http`]: the actix-web front: routing, content negotiation, the problem+json contract;
@@ -13,6 +15,7 @@
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod contract;
 pub mod engine;
 pub mod http;
 pub mod identity;

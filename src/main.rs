@@ -71,6 +71,9 @@ struct ServeArgs {
     /// Memory budget of one SPARQL query worker, in MiB.
     #[arg(long, env = "AGORA_SPARQL_MEMORY_MIB")]
     sparql_memory_mib: Option<u64>,
+    /// Let DSP messages go to loopback and private addresses (tests, one-machine federations).
+    #[arg(long, env = "AGORA_ALLOW_PRIVATE_ADDRESSES")]
+    allow_private_addresses: bool,
     /// Log as JSON lines (default) or as text.
     #[arg(long, env = "AGORA_LOG_FORMAT", default_value = "json")]
     log_format: LogFormat,
@@ -183,6 +186,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.connectors_dir = v;
     }
     config.allow_roots.extend(args.allow_roots);
+    if args.allow_private_addresses {
+        config.contracts.allow_private_addresses = true;
+    }
     if let Some(v) = args.sparql_timeout_ms {
         config.sparql.timeout_ms = v;
     }

@@ -5,6 +5,7 @@ use crate::catalog::sparql::SparqlService;
 use crate::catalog::{Catalog, CatalogOptions, ConnectorRef, PoolSource};
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::contract::{AddressPolicy, ContractError, Contracts, ContractsOptions};
 use crate::engine::pools;
 use crate::identity::{self, DevIssuer, Role, TokenRequest, TokenValidator, TrustedIssuer};
 use crate::rdf_input::InputLimits;
@@ -37,6 +38,9 @@ pub enum NodeError {
         /// What is wrong with its key or algorithm.
         message: String,
     },
+    /// The contracts store would not open.
+    #[error(transparent)]
+    Contracts(#[from] ContractError),
     /// The file system.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -53,8 +57,11 @@ pub struct Node {
     pub catalog: Arc<Catalog>,
     /// Its token checks.
     pub tokens: TokenValidator,
-    /// Its development issuer.
-    pub dev_issuer: DevIssuer,
+    /// Its development issuer, which also signs what the node says as itself (DSP messages,
+    /// data-plane tokens).
+    pub dev_issuer: Arc<DevIssuer>,
+    /// Its contract negotiations, agreements and transfers.
+    pub contracts: Arc<Contracts>,
     /// Its SPARQL worker pool.
     pub sparql: SparqlService,
     /// Its clock.
@@ -67,7 +74,7 @@ impl Node {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)?;
         let id = identity::node_id(&config.data_dir)?;
-        let dev_issuer = DevIssuer::load_or_create(&config.data_dir, &id)?;
+        let dev_issuer = Arc::new(DevIssuer::load_or_create(&config.data_dir, &id)?);
         let mut tokens = TokenValidator::new(&id, config.identity.leeway_seconds, clock.clone());
         if config.identity.dev_issuer {
             tokens = tokens.with_issuer(TrustedIssuer {
@@ -95,12 +102,28 @@ impl Node {
             std::env::current_exe()?,
             &config.data_dir,
         )?;
+        let contracts = Arc::new(Contracts::open(
+            &config.data_dir,
+            ContractsOptions {
+                node_id: id.clone(),
+                public_url: config.public_url(),
+                addresses: AddressPolicy {
+                    allow_private: config.contracts.allow_private_addresses,
+                },
+                data_token_lifetime: Duration::from_secs(config.contracts.data_token_seconds),
+                wait: Duration::from_secs(config.contracts.wait_seconds),
+            },
+            catalog.clone(),
+            dev_issuer.clone(),
+            clock.clone(),
+        )?);
         Ok(Self {
             config,
             id,
             catalog,
             tokens,
             dev_issuer,
+            contracts,
             sparql,
             clock,
         })

@@ -716,6 +716,54 @@ impl Catalog {
         }))
     }
 
+    /// The ODRL policies dataset `id` is offered under (the ones its description carries), in
+    /// uid order, with its summary: what a DSP catalogue and a negotiation need.
+    pub fn offered(&self, id: &str) -> Result<(DatasetSummary, Vec<policy::Policy>)> {
+        let name = is_valid_id(id).then(|| local_graph(id));
+        let Some(name) =
+            name.filter(|n| self.store.contains_named_graph(n.as_ref()).unwrap_or(false))
+        else {
+            return Err(CatalogError::NotFound { id: id.into() });
+        };
+        let graph = self.graph(name.as_ref())?;
+        let dataset = match single_dataset(&graph) {
+            Ok(NamedOrBlankNodeRef::NamedNode(node)) => node.into_owned(),
+            _ => {
+                return Err(CatalogError::Internal(format!(
+                    "dataset {id} has no single named dcat:Dataset"
+                )));
+            }
+        };
+        let summary = DatasetSummary::from_graph(&graph, id, dataset.as_ref(), "local");
+        let policies = policy::policies_in_triples(graph.iter().map(|t| t.into_owned()))
+            .map_err(|e| CatalogError::Internal(format!("dataset {id}: {e}")))?;
+        Ok((summary, policies))
+    }
+
+    /// The id of the local dataset whose IRI is `iri`, if there is one.
+    pub fn id_for_iri(&self, iri: &str) -> Result<Option<String>> {
+        let Ok(node) = NamedNode::new(iri) else {
+            return Ok(None);
+        };
+        let found = self
+            .store
+            .quads_for_pattern(
+                Some(node.as_ref().into()),
+                Some(rdf::TYPE),
+                Some(DCAT_DATASET.into()),
+                None,
+            )
+            .filter_map(std::result::Result::ok)
+            .find_map(|q| match q.graph_name {
+                GraphName::NamedNode(g) => g
+                    .as_str()
+                    .strip_prefix("urn:agora:local:")
+                    .map(str::to_owned),
+                _ => None,
+            });
+        Ok(found)
+    }
+
     /// The public description of dataset `id`.
     pub fn describe(&self, id: &str) -> Result<Graph> {
         let name = is_valid_id(id).then(|| local_graph(id));

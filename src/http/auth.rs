@@ -8,7 +8,9 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use std::future::{Ready, ready};
 
-fn principal(request: &HttpRequest) -> Result<Principal, ApiError> {
+/// The caller's verified principal. Data-plane tokens open the data plane only, never the API
+/// or the protocol endpoints.
+pub(super) fn principal(request: &HttpRequest) -> Result<Principal, ApiError> {
     let node = request
         .app_data::<web::Data<Node>>()
         .ok_or_else(|| ApiError::internal("node state missing"))?;
@@ -23,7 +25,32 @@ fn principal(request: &HttpRequest) -> Result<Principal, ApiError> {
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .ok_or(AuthError::Missing)?;
-    Ok(node.tokens.validate(token.trim())?)
+    let principal = node.tokens.validate(token.trim())?;
+    if principal
+        .attributes
+        .get("token_use")
+        .and_then(|u| u.as_str())
+        == Some("data-plane")
+    {
+        return Err(AuthError::Malformed(
+            "a data-plane token opens only /data/{agreement}; use a participant token here".into(),
+        )
+        .into());
+    }
+    Ok(principal)
+}
+
+/// Any caller with a valid participant token.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(principal(request).map(Caller))
+    }
 }
 
 /// A caller with the `holder` role.

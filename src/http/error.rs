@@ -269,7 +269,11 @@ pub fn problemize<B>(
         .response()
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/problem+json"));
+        .is_some_and(|ct| {
+            // problem+json already, or a Dataspace Protocol error message (its own format).
+            ct.as_bytes().starts_with(b"application/problem+json")
+                || ct.as_bytes().starts_with(b"application/json")
+        });
     if is_problem {
         return Ok(actix_web::middleware::ErrorHandlerResponse::Response(
             response.map_into_left_body(),

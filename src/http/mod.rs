@@ -3,6 +3,8 @@
 
 mod auth;
 mod catalog;
+mod contracts;
+mod dsp;
 pub mod error;
 mod negotiate;
 mod ops;
@@ -26,10 +28,14 @@ use utoipa::OpenApi;
         ops::health, ops::metrics, ops::openapi, ops::jwks,
         catalog::publish, catalog::publish_batch, catalog::read, catalog::replace, catalog::remove, catalog::search, catalog::catalog_page,
         sparql::query_get, sparql::query_post,
+        contracts::negotiate, contracts::negotiation, contracts::negotiation_events,
+        contracts::approve, contracts::reject, contracts::terminate, contracts::agreement,
+        contracts::start_transfer, contracts::transfer, contracts::refresh, contracts::transfer_action,
     ),
     components(schemas(error::Problem, crate::catalog::Published, crate::catalog::FindingView,
         crate::catalog::SearchResults, crate::catalog::SearchItem,
-        catalog::BatchOutcome, catalog::BatchItem)),
+        catalog::BatchOutcome, catalog::BatchItem,
+        crate::contract::NegotiationRequest, crate::contract::Event, contracts::TransferRequest, contracts::Note)),
     modifiers(&BearerScheme),
 )]
 pub struct ApiDoc;
@@ -80,7 +86,30 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::resource("/sparql")
                 .get(sparql::query_get)
                 .post(sparql::query_post),
-        );
+        )
+        .service(web::resource("/api/negotiations").post(contracts::negotiate))
+        .service(web::resource("/api/negotiations/{id}").get(contracts::negotiation))
+        .service(web::resource("/api/negotiations/{id}/events").get(contracts::negotiation_events))
+        .service(web::resource("/api/negotiations/{id}/approve").post(contracts::approve))
+        .service(web::resource("/api/negotiations/{id}/reject").post(contracts::reject))
+        .service(web::resource("/api/negotiations/{id}/terminate").post(contracts::terminate))
+        .service(web::resource("/api/agreements/{id}").get(contracts::agreement))
+        .service(web::resource("/api/transfers").post(contracts::start_transfer))
+        .service(web::resource("/api/transfers/{id}").get(contracts::transfer))
+        .service(web::resource("/api/transfers/{id}/token").post(contracts::refresh))
+        .service(web::resource("/api/transfers/{id}/{action}").post(contracts::transfer_action))
+        .service(web::resource("/.well-known/dspace-version").get(dsp::version))
+        .service(web::resource("/dsp/catalog/request").post(dsp::catalog_request))
+        .service(web::resource("/dsp/catalog/datasets/{id}").get(dsp::dataset))
+        .service(web::resource("/dsp/negotiations/request").post(dsp::negotiation_request))
+        .service(web::resource("/dsp/negotiations/offers").post(dsp::negotiation_offer))
+        .service(web::resource("/dsp/negotiations/{pid}").get(dsp::negotiation))
+        .service(
+            web::resource("/dsp/negotiations/{pid}/{action:.+}").post(dsp::negotiation_message),
+        )
+        .service(web::resource("/dsp/transfers/request").post(dsp::transfer_request))
+        .service(web::resource("/dsp/transfers/{pid}").get(dsp::transfer))
+        .service(web::resource("/dsp/transfers/{pid}/{action}").post(dsp::transfer_message));
 }
 
 /// Serves `node` on `listener` until SIGINT/SIGTERM, then drains in-flight requests.
@@ -93,6 +122,21 @@ pub async fn serve(
     let node = web::Data::new(node);
     let metrics = web::Data::new(metrics);
     let flushed = node.clone();
+    let sweeper = node.contracts.clone();
+    let every = Duration::from_secs(node.config.contracts.expiry_check_seconds.max(1));
+    actix_web::rt::spawn(async move {
+        let mut ticker = actix_web::rt::time::interval(every);
+        loop {
+            ticker.tick().await;
+            let contracts = sweeper.clone();
+            match web::block(move || contracts.end_expired_transfers()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(ended)) => tracing::info!(ended, "transfers ended: agreements expired"),
+                Ok(Err(error)) => tracing::warn!(%error, "expiry check failed"),
+                Err(error) => tracing::warn!(%error, "expiry check failed"),
+            }
+        }
+    });
     let served = HttpServer::new(move || {
         App::new()
             .app_data(node.clone())
@@ -125,7 +169,15 @@ pub async fn serve(
     .run()
     .await;
     let catalog = flushed.catalog.clone();
-    match web::block(move || catalog.flush()).await {
+    let contracts = flushed.contracts.clone();
+    match web::block(move || {
+        contracts
+            .flush()
+            .map_err(|e| crate::catalog::CatalogError::Internal(e.to_string()))?;
+        catalog.flush()
+    })
+    .await
+    {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::warn!(%error, "could not flush the stores at shutdown"),
         Err(error) => tracing::warn!(%error, "could not flush the stores at shutdown"),

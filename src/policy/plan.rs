@@ -49,6 +49,10 @@ pub struct EnforcementPlan {
     pub max_elapsed: Option<XsdDuration>,
     /// Whether every release carries the attribution (publisher and dataset), for `odrl:attribute`.
     pub attribution: bool,
+    /// Whether the holder must approve each agreement before it is concluded
+    /// (`agora:obtainApproval`, like an EHDS data permit).
+    #[serde(default)]
+    pub requires_approval: bool,
 }
 
 /// An instant bounding a window, and whether the instant itself is inside it.
@@ -231,6 +235,7 @@ impl EnforcementPlan {
             (a, b) => a.or(b),
         };
         self.attribution |= other.attribution;
+        self.requires_approval |= other.requires_approval;
     }
 
     /// Adds a generalisation, keeping the coarser one when a column is generalised twice.
@@ -668,6 +673,12 @@ impl Compiler {
             }
             Some("generalise") => self.generalise(refinements, &term),
             Some("filterRows") => self.filter_rows(refinements, &term),
+            Some("obtainApproval") => {
+                if !refinements.is_empty() {
+                    self.problem(term, "the holder's approval takes no refinements");
+                }
+                self.plan.requires_approval = true;
+            }
             _ if name == odrl("attribute") => {
                 if !refinements.is_empty() {
                     self.problem(term, "attribution takes no refinements");
@@ -676,7 +687,7 @@ impl Compiler {
             }
             _ => self.problem(
                 term,
-                "the node cannot carry out this duty (it carries out agora:dropColumn, agora:pseudonymise, agora:generalise, agora:filterRows and odrl:attribute)",
+                "the node cannot carry out this duty (it carries out agora:dropColumn, agora:pseudonymise, agora:generalise, agora:filterRows, agora:obtainApproval and odrl:attribute)",
             ),
         }
     }

@@ -42,7 +42,7 @@ pub fn validate(policy: &Policy) -> Result<()> {
                         Some(action) => checker.problem(
                             &at,
                             Some(compact(action.name.as_str())),
-                            "the node cannot carry out this duty (it carries out agora:dropColumn, agora:pseudonymise, agora:generalise, agora:filterRows and odrl:attribute on every release)",
+                            "the node cannot carry out this duty (it carries out agora:dropColumn, agora:pseudonymise, agora:generalise, agora:filterRows and odrl:attribute on every release, and waits for agora:obtainApproval)",
                         ),
                         None => checker.problem(&at, None, "one of its duties has no action"),
                     }

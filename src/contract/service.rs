@@ -1,0 +1,2671 @@
+//! The contracts service: what the node does with each DSP message, as provider and as
+//! consumer, and the convenience operations for people.
+//!
+//! As provider, the node answers an initial contract request at once (`201`, `REQUESTED`) and
+//! then decides on the sender threads: an offer it did not make gets its own offer back once
+//! (and a termination after that); its own offer is evaluated against the requester's verified
+//! claims and stated purpose, giving an agreement, a termination naming the failed constraint,
+//! or a wait for the holder's approval. Each state is stored before the message announcing it
+//! is sent, so the counter-party's answer always finds it.
+//!
+//! As consumer, the node accepts an offer whose terms are the ones it asked for, counters once
+//! with its own request otherwise, refuses an offer for another dataset, verifies an agreement
+//! that matches its request, and records the finalisation.
+
+use super::messages::{self, EventType, Message, Reason};
+use super::outbound::{self, AddressPolicy, Outbox};
+use super::state::{NegotiationState, NegotiationStep, Side, TransferState, TransferStep};
+use super::store::{ContractStore, Event, Kind};
+use super::{ContractError, Result};
+use crate::catalog::Catalog;
+use crate::catalog::DatasetSummary;
+use crate::clock::SharedClock;
+use crate::identity::{DevIssuer, Principal, TokenRequest};
+use crate::policy::{self, Evaluator, Policy, Request, Satisfaction, Usage};
+use chrono::{DateTime, Utc};
+use oxigraph::model::NamedNode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json, json};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The transfer type the node offers: the consumer pulls over HTTP with a bearer token.
+pub const PULL_FORMAT: &str = "HttpData-PULL";
+
+/// The endpoint type of the data addresses the node hands out.
+const HTTP_ENDPOINT_TYPE: &str = "https://w3id.org/idsa/v4.1/HTTP";
+
+/// How the service is set up.
+#[derive(Debug, Clone)]
+pub struct ContractsOptions {
+    /// The node's participant id.
+    pub node_id: String,
+    /// The node's public base URL (`http://host:port`).
+    pub public_url: String,
+    /// Which counter-party addresses may be called.
+    pub addresses: AddressPolicy,
+    /// Lifetime of a data-plane token.
+    pub data_token_lifetime: Duration,
+    /// How long convenience calls wait for the other party.
+    pub wait: Duration,
+}
+
+/// A negotiation, on either side.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NegotiationRecord {
+    /// This node's process id.
+    pub id: String,
+    /// The side this node plays.
+    #[schema(value_type = String)]
+    pub side: Side,
+    /// The provider's process id.
+    pub provider_pid: Option<String>,
+    /// The consumer's process id.
+    pub consumer_pid: Option<String>,
+    /// Current state.
+    #[schema(value_type = String)]
+    pub state: NegotiationState,
+    /// The counter-party participant (its token's `sub`), once known.
+    pub participant: Option<String>,
+    /// Where the counter-party takes messages: the consumer's callback address, or the
+    /// provider's DSP base URL. `None` when both sides are this node.
+    pub counterparty_url: Option<String>,
+    /// The dataset: a local id (provider) or the provider's id for it (consumer).
+    pub dataset: String,
+    /// The dataset's IRI, when known.
+    pub dataset_iri: Option<String>,
+    /// The offer on the table (DSP form).
+    #[schema(value_type = Object)]
+    pub offer: Json,
+    /// What the consumer asked for (DSP form).
+    #[schema(value_type = Object)]
+    pub requested: Json,
+    /// The stated purpose.
+    pub purpose: Option<String>,
+    /// The requester's verified claims (provider side), for evaluation.
+    #[schema(value_type = Object)]
+    pub claims: Map<String, Json>,
+    /// The local user this negotiation runs for, if any.
+    pub requester: Option<String>,
+    /// The agreement, once there is one.
+    pub agreement: Option<String>,
+    /// Why it waits, while it waits for a person.
+    pub waiting: Option<String>,
+    /// Why it ended, if it was terminated.
+    pub refusal: Option<Refusal>,
+    /// How many counter-offers were made.
+    pub counter_offers: u32,
+    /// When it began.
+    pub created: String,
+    /// When it last changed.
+    pub updated: String,
+}
+
+/// Why a negotiation was terminated.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Refusal {
+    /// Who ended it: `provider` or `consumer`.
+    pub by: String,
+    /// The reason, in words.
+    pub reason: String,
+    /// The constraints that failed, each "requirement; finding".
+    pub failed_constraints: Vec<String>,
+}
+
+/// An agreement, on either side.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AgreementRecord {
+    /// Its id.
+    pub id: String,
+    /// The negotiation that concluded it (this node's process id).
+    pub negotiation: String,
+    /// The side this node plays.
+    #[schema(value_type = String)]
+    pub side: Side,
+    /// The dataset (local id on the provider side).
+    pub dataset: String,
+    /// The dataset's IRI.
+    pub target: String,
+    /// The provider.
+    pub assigner: String,
+    /// The consumer.
+    pub assignee: String,
+    /// When it was concluded.
+    pub timestamp: String,
+    /// The agreed policy, as DSP carries it.
+    #[schema(value_type = Object)]
+    pub policy: Json,
+    /// The agreed policy as ODRL JSON-LD the node re-reads (provider side).
+    pub odrl: Option<String>,
+    /// The stated purpose.
+    pub purpose: Option<String>,
+    /// The requester's claims at negotiation, re-evaluated at transfer start.
+    #[schema(value_type = Object)]
+    pub claims: Map<String, Json>,
+    /// The local user it was negotiated for, if any.
+    pub requester: Option<String>,
+    /// The provider's DSP base URL (consumer side).
+    pub provider_url: Option<String>,
+    /// When it stops allowing releases, if it does.
+    pub expires: Option<String>,
+}
+
+/// A transfer process, on either side.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TransferRecord {
+    /// This node's process id.
+    pub id: String,
+    /// The side this node plays.
+    #[schema(value_type = String)]
+    pub side: Side,
+    /// The provider's process id.
+    pub provider_pid: Option<String>,
+    /// The consumer's process id.
+    pub consumer_pid: Option<String>,
+    /// Current state.
+    #[schema(value_type = String)]
+    pub state: TransferState,
+    /// The agreement it runs under.
+    pub agreement: String,
+    /// The counter-party participant, once known.
+    pub participant: Option<String>,
+    /// Where the counter-party takes messages.
+    pub counterparty_url: Option<String>,
+    /// The transfer type.
+    pub format: String,
+    /// The local user it runs for, if any.
+    pub requester: Option<String>,
+    /// Where the data is (consumer side: as the provider sent it).
+    #[schema(value_type = Object)]
+    pub data_address: Option<Json>,
+    /// Why it ended or paused.
+    pub reason: Option<String>,
+    /// When it began.
+    pub created: String,
+    /// When it last changed.
+    pub updated: String,
+}
+
+/// What a person asks for with `POST /api/negotiations`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NegotiationRequest {
+    /// The dataset: its id on this node, its IRI, or its id at `provider`.
+    pub dataset: String,
+    /// The offer (its `@id`, or the offer object); default: the dataset's first offer.
+    #[schema(value_type = Object)]
+    pub offer: Option<Json>,
+    /// The purpose, a DPV IRI (or `dpv:Name`).
+    pub purpose: Option<String>,
+    /// The DSP base URL of another node that holds the dataset; default: this node.
+    pub provider: Option<String>,
+}
+
+/// A dataset as offered: its summary and its offers in DSP form.
+#[derive(Debug, Clone)]
+struct Offered {
+    summary: DatasetSummary,
+    offers: Vec<(Policy, Json)>,
+}
+
+/// The contracts service.
+pub struct Contracts {
+    options: ContractsOptions,
+    store: ContractStore,
+    catalog: Arc<Catalog>,
+    issuer: Arc<DevIssuer>,
+    clock: SharedClock,
+    evaluator: Evaluator,
+    outbox: Outbox,
+    offered: Mutex<Option<(u64, Arc<Vec<(String, Offered)>>)>>,
+}
+
+impl std::fmt::Debug for Contracts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Contracts")
+            .field("node_id", &self.options.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the provider does after a request.
+enum Verdict {
+    Agree(Box<Policy>, Json),
+    CounterOffer(Json),
+    Terminate(Refusal),
+    Wait(String),
+}
+
+fn new_pid() -> String {
+    format!("urn:uuid:{}", uuid::Uuid::new_v4())
+}
+
+fn offer_id(dataset: &str, index: usize) -> String {
+    format!("urn:agora:offer:{dataset}:{index}")
+}
+
+impl Contracts {
+    /// Opens the contracts store under `data_dir` and starts the sender threads.
+    pub fn open(
+        data_dir: &std::path::Path,
+        options: ContractsOptions,
+        catalog: Arc<Catalog>,
+        issuer: Arc<DevIssuer>,
+        clock: SharedClock,
+    ) -> Result<Self> {
+        Ok(Self {
+            store: ContractStore::open(data_dir)?,
+            evaluator: Evaluator::new(clock.clone()),
+            outbox: Outbox::new(4),
+            options,
+            catalog,
+            issuer,
+            clock,
+            offered: Mutex::new(None),
+        })
+    }
+
+    /// Writes the store's memtables to disk (graceful shutdown).
+    pub fn flush(&self) -> Result<()> {
+        self.store.flush()
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn now_text(&self) -> String {
+        self.now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+
+    /// The node's DSP base URL.
+    pub fn dsp_url(&self) -> String {
+        format!("{}/dsp", self.options.public_url)
+    }
+
+    // ---------------------------------------------------------------- catalogue
+
+    /// Every local dataset with at least one offer, built once per catalogue generation.
+    fn offered_datasets(&self) -> Result<Arc<Vec<(String, Offered)>>> {
+        let generation = self.catalog.generation();
+        if let Some((cached, datasets)) = &*self.offered.lock().unwrap_or_else(|p| p.into_inner())
+            && *cached == generation
+        {
+            return Ok(datasets.clone());
+        }
+        let mut datasets = Vec::new();
+        for id in self.catalog.ids()? {
+            match self.offered_dataset(&id) {
+                Ok(Some(offered)) => datasets.push((id, offered)),
+                Ok(None) | Err(ContractError::NotFound { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        let datasets = Arc::new(datasets);
+        *self.offered.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((generation, datasets.clone()));
+        Ok(datasets)
+    }
+
+    fn offered_dataset(&self, id: &str) -> Result<Option<Offered>> {
+        let (summary, policies) = self.catalog.offered(id)?;
+        if policies.is_empty() {
+            return Ok(None);
+        }
+        let offers = policies
+            .into_iter()
+            .enumerate()
+            .map(|(index, policy)| {
+                let json = messages::policy_json(&policy, &offer_id(id, index), "Offer");
+                (policy, json)
+            })
+            .collect();
+        Ok(Some(Offered { summary, offers }))
+    }
+
+    /// Resolves a dataset named by id or IRI to its local id.
+    fn local_dataset_id(&self, name: &str) -> Result<String> {
+        if crate::catalog::is_valid_id(name) && self.catalog.record(name)?.is_some() {
+            return Ok(name.to_owned());
+        }
+        if let Some(id) = self.catalog.id_for_iri(name)? {
+            return Ok(id);
+        }
+        Err(ContractError::NotFound {
+            what: format!("dataset {}", name.chars().take(200).collect::<String>()),
+        })
+    }
+
+    fn dataset_json(&self, offered: &Offered) -> Json {
+        let mut dataset = json!({
+            "@id": offered.summary.iri,
+            "@type": "Dataset",
+            "hasPolicy": offered.offers.iter().map(|(_, json)| json.clone()).collect::<Vec<_>>(),
+            "distribution": [{
+                "@type": "Distribution",
+                "format": PULL_FORMAT,
+                "accessService": {
+                    "@id": format!("{}#service", self.dsp_url()),
+                    "@type": "DataService",
+                    "endpointURL": self.dsp_url(),
+                }
+            }],
+        });
+        if let Json::Object(fields) = &mut dataset {
+            if !offered.summary.title.is_empty() {
+                fields.insert("dct:title".into(), json!(offered.summary.title));
+            }
+            if !offered.summary.description.is_empty() {
+                fields.insert("dct:description".into(), json!(offered.summary.description));
+            }
+            if !offered.summary.keywords.is_empty() {
+                fields.insert("dcat:keyword".into(), json!(offered.summary.keywords));
+            }
+        }
+        dataset
+    }
+
+    /// The DSP catalogue page for `principal`: `(catalog, total)`.
+    pub fn dsp_catalog(
+        &self,
+        _principal: &Principal,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Json, usize)> {
+        let datasets = self.offered_datasets()?;
+        let total = datasets.len();
+        let page: Vec<Json> = datasets
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(_, offered)| self.dataset_json(offered))
+            .collect();
+        let mut catalog = json!({
+            "@context": [messages::DSP_CONTEXT],
+            "@id": format!("{}/catalog", self.options.public_url),
+            "@type": "Catalog",
+            "participantId": self.options.node_id,
+            "service": [{
+                "@id": format!("{}#service", self.dsp_url()),
+                "@type": "DataService",
+                "endpointURL": self.dsp_url(),
+            }],
+        });
+        if !page.is_empty()
+            && let Json::Object(fields) = &mut catalog
+        {
+            fields.insert("dataset".into(), Json::Array(page));
+        }
+        Ok((catalog, total))
+    }
+
+    /// One dataset as DSP shows it.
+    pub fn dsp_dataset(&self, _principal: &Principal, name: &str) -> Result<Json> {
+        let id = self.local_dataset_id(name)?;
+        let offered = self
+            .offered_dataset(&id)?
+            .ok_or_else(|| ContractError::NotFound {
+                what: format!("dataset {id} (it is offered under no policy)"),
+            })?;
+        let mut dataset = self.dataset_json(&offered);
+        if let Json::Object(fields) = &mut dataset {
+            fields.insert("@context".into(), json!([messages::DSP_CONTEXT]));
+        }
+        Ok(dataset)
+    }
+
+    // ---------------------------------------------------------------- records
+
+    fn negotiation(&self, id: &str) -> Result<NegotiationRecord> {
+        self.store
+            .get(Kind::Negotiation, id)?
+            .ok_or_else(|| ContractError::NotFound {
+                what: "contract negotiation".into(),
+            })
+    }
+
+    fn transfer(&self, id: &str) -> Result<TransferRecord> {
+        self.store
+            .get(Kind::Transfer, id)?
+            .ok_or_else(|| ContractError::NotFound {
+                what: "transfer process".into(),
+            })
+    }
+
+    fn agreement(&self, id: &str) -> Result<AgreementRecord> {
+        self.store
+            .get(Kind::Agreement, id)?
+            .ok_or_else(|| ContractError::NotFound {
+                what: "agreement".into(),
+            })
+    }
+
+    fn event(
+        &self,
+        kind: Kind,
+        id: &str,
+        state: &str,
+        by: &str,
+        message: Option<&str>,
+        detail: impl Into<String>,
+    ) -> Result<Event> {
+        Ok(Event {
+            seq: self.store.event_count(kind, id)? + 1,
+            at: self.now_text(),
+            state: state.to_owned(),
+            detail: detail.into(),
+            message: message.map(str::to_owned),
+            by: by.to_owned(),
+        })
+    }
+
+    fn save_negotiation(
+        &self,
+        record: &mut NegotiationRecord,
+        by: &str,
+        message: Option<&str>,
+        detail: impl Into<String>,
+    ) -> Result<()> {
+        record.updated = self.now_text();
+        let event = self.event(
+            Kind::Negotiation,
+            &record.id,
+            record.state.as_str(),
+            by,
+            message,
+            detail,
+        )?;
+        let mut keys = Vec::new();
+        if let (Some(participant), Some(consumer_pid), Side::Provider) =
+            (&record.participant, &record.consumer_pid, record.side)
+        {
+            keys.push(format!("{participant}|{consumer_pid}"));
+        }
+        self.store
+            .put(Kind::Negotiation, &record.id, record, &keys, Some(&event))
+    }
+
+    fn save_transfer(
+        &self,
+        record: &mut TransferRecord,
+        by: &str,
+        message: Option<&str>,
+        detail: impl Into<String>,
+    ) -> Result<()> {
+        record.updated = self.now_text();
+        let event = self.event(
+            Kind::Transfer,
+            &record.id,
+            record.state.as_str(),
+            by,
+            message,
+            detail,
+        )?;
+        let mut keys = Vec::new();
+        if let (Some(participant), Some(consumer_pid), Side::Provider) =
+            (&record.participant, &record.consumer_pid, record.side)
+        {
+            keys.push(format!("{participant}|{consumer_pid}"));
+        }
+        self.store
+            .put(Kind::Transfer, &record.id, record, &keys, Some(&event))
+    }
+
+    /// A negotiation `principal` takes part in (as the counter-party, the local requester, or
+    /// the holder of the dataset on the provider side); anything else is "not found".
+    fn negotiation_for(&self, principal: &Principal, id: &str) -> Result<NegotiationRecord> {
+        let record = self.negotiation(id)?;
+        if self.may_see_negotiation(principal, &record) {
+            Ok(record)
+        } else {
+            Err(ContractError::NotFound {
+                what: "contract negotiation".into(),
+            })
+        }
+    }
+
+    fn may_see_negotiation(&self, principal: &Principal, record: &NegotiationRecord) -> bool {
+        let subject = Some(principal.subject.as_str());
+        record.participant.as_deref() == subject
+            || record.requester.as_deref() == subject
+            || (record.side == Side::Provider && self.is_holder(principal, &record.dataset))
+    }
+
+    fn is_holder(&self, principal: &Principal, dataset: &str) -> bool {
+        principal.has_role(crate::identity::Role::Holder)
+            && self
+                .catalog
+                .record(dataset)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.holder == principal.subject)
+    }
+
+    // ---------------------------------------------------------------- provider decisions
+
+    fn claims_of(principal: &Principal) -> Map<String, Json> {
+        let mut claims = principal.attributes.clone();
+        claims.insert("sub".into(), json!(principal.subject));
+        claims
+    }
+
+    /// What the provider does with the offer on the table.
+    fn verdict(&self, record: &NegotiationRecord, approved: bool) -> Result<Verdict> {
+        let offered =
+            self.offered_dataset(&record.dataset)?
+                .ok_or_else(|| ContractError::NotFound {
+                    what: format!("dataset {} (offered under no policy)", record.dataset),
+                })?;
+        let asked_id = record
+            .requested
+            .get("@id")
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        let asked_terms = messages::terms(&record.requested);
+        let matching = offered
+            .offers
+            .iter()
+            .find(|(_, json)| json["@id"] == asked_id && messages::terms(json) == asked_terms);
+        let Some((policy, offer)) = matching else {
+            if record.counter_offers == 0 && record.state == NegotiationState::Requested {
+                let (_, own) = offered
+                    .offers
+                    .iter()
+                    .find(|(_, json)| json["@id"] == asked_id)
+                    .unwrap_or(&offered.offers[0]);
+                return Ok(Verdict::CounterOffer(own.clone()));
+            }
+            return Ok(Verdict::Terminate(Refusal {
+                by: "provider".into(),
+                reason: format!(
+                    "the provider accepts only the offers of its catalogue, unchanged; {asked_id} with these terms is not one of them"
+                ),
+                failed_constraints: Vec::new(),
+            }));
+        };
+        let purpose = record.purpose.as_deref().map(expand_purpose).transpose()?;
+        let target = NamedNode::new(&offered.summary.iri)
+            .map_err(|e| ContractError::Internal(e.to_string()))?;
+        let mut request = Request::from_claims(record.claims.clone(), purpose).with_target(target);
+        request.usage = Usage {
+            agreed_at: Some(self.now()),
+            ..Usage::default()
+        };
+        let decision = self.evaluator.evaluate(policy, &request);
+        if !decision.is_permitted() {
+            return Ok(Verdict::Terminate(refusal_of(&decision)));
+        }
+        let needs_approval = decision.plan.as_ref().is_some_and(|p| p.requires_approval);
+        if needs_approval && !approved {
+            return Ok(Verdict::Wait(
+                "waiting for the data holder's approval: the policy requires it (agora:obtainApproval), like an EHDS data permit".into(),
+            ));
+        }
+        Ok(Verdict::Agree(Box::new(policy.clone()), offer.clone()))
+    }
+
+    fn conclude(
+        &self,
+        record: &NegotiationRecord,
+        policy: &Policy,
+        offer: &Json,
+    ) -> Result<AgreementRecord> {
+        let id = new_pid();
+        let assignee = record.participant.clone().unwrap_or_default();
+        let timestamp = self.now_text();
+        let mut agreement = messages::policy_json(policy, &id, "Agreement");
+        if let Json::Object(fields) = &mut agreement {
+            fields.insert(
+                "target".into(),
+                json!(record.dataset_iri.clone().unwrap_or_default()),
+            );
+            fields.insert("assigner".into(), json!(self.options.node_id));
+            fields.insert("assignee".into(), json!(assignee));
+            fields.insert("timestamp".into(), json!(timestamp));
+            if let Some(profile) = offer.get("profile") {
+                fields.insert("profile".into(), profile.clone());
+            }
+        }
+        let expires = self
+            .plan_for(
+                policy,
+                record.purpose.as_deref(),
+                &record.claims,
+                self.now(),
+            )
+            .and_then(|plan| plan.expires)
+            .map(|bound| bound.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        Ok(AgreementRecord {
+            id,
+            negotiation: record.id.clone(),
+            side: Side::Provider,
+            dataset: record.dataset.clone(),
+            target: record.dataset_iri.clone().unwrap_or_default(),
+            assigner: self.options.node_id.clone(),
+            assignee,
+            timestamp,
+            policy: agreement,
+            odrl: Some(policy::to_json_ld_string(policy)),
+            purpose: record.purpose.clone(),
+            claims: record.claims.clone(),
+            requester: record.requester.clone(),
+            provider_url: None,
+            expires,
+        })
+    }
+
+    fn plan_for(
+        &self,
+        policy: &Policy,
+        purpose: Option<&str>,
+        claims: &Map<String, Json>,
+        agreed_at: DateTime<Utc>,
+    ) -> Option<policy::EnforcementPlan> {
+        let purpose = purpose.and_then(|p| expand_purpose(p).ok());
+        let mut request = Request::from_claims(claims.clone(), purpose);
+        request.usage.agreed_at = Some(agreed_at);
+        self.evaluator.evaluate(policy, &request).plan
+    }
+
+    /// Applies the provider's verdict: stores the new state, then sends the message that
+    /// announces it (unless both sides are this node).
+    fn act_as_provider(self: &Arc<Self>, id: &str, approved: bool) -> Result<()> {
+        let _guard = self.store.lock();
+        let mut record = self.negotiation(id)?;
+        if record.state.is_final()
+            || !matches!(
+                record.state,
+                NegotiationState::Requested | NegotiationState::Accepted
+            )
+        {
+            return Ok(());
+        }
+        let local = record.counterparty_url.is_none();
+        let verdict = match self.verdict(&record, approved) {
+            Ok(verdict) => verdict,
+            Err(ContractError::NotFound { what }) => Verdict::Terminate(Refusal {
+                by: "provider".into(),
+                reason: format!("{what} is no longer offered"),
+                failed_constraints: Vec::new(),
+            }),
+            Err(error) => return Err(error),
+        };
+        match verdict {
+            Verdict::Wait(why) => {
+                if record.waiting.is_none() {
+                    record.waiting = Some(why.clone());
+                    self.save_negotiation(&mut record, "node", None, why)?;
+                }
+            }
+            Verdict::CounterOffer(offer) => {
+                record.state = record.state.after(NegotiationStep::Offer, Side::Provider)?;
+                record.offer = offer.clone();
+                record.counter_offers += 1;
+                self.save_negotiation(
+                    &mut record,
+                    "sent",
+                    Some("ContractOfferMessage"),
+                    "the requested offer is not one the provider makes; it offers its own",
+                )?;
+                self.send_to_consumer(
+                    &record,
+                    "offers",
+                    &Message::ContractOffer {
+                        provider_pid: record.id.clone(),
+                        consumer_pid: record.consumer_pid.clone(),
+                        offer,
+                        callback: None,
+                    },
+                );
+            }
+            Verdict::Terminate(refusal) => {
+                record.state = record
+                    .state
+                    .after(NegotiationStep::Terminate, Side::Provider)?;
+                record.waiting = None;
+                let reason = refusal.reason.clone();
+                let mut reasons = vec![Json::String(reason.clone())];
+                reasons.extend(
+                    refusal
+                        .failed_constraints
+                        .iter()
+                        .map(|c| Json::String(c.clone())),
+                );
+                record.refusal = Some(refusal);
+                self.save_negotiation(
+                    &mut record,
+                    if local { "node" } else { "sent" },
+                    (!local).then_some("ContractNegotiationTerminationMessage"),
+                    format!("refused: {reason}"),
+                )?;
+                self.send_to_consumer(
+                    &record,
+                    "termination",
+                    &Message::NegotiationTermination {
+                        provider_pid: record.id.clone(),
+                        consumer_pid: record.consumer_pid.clone().unwrap_or_default(),
+                        reason: Reason {
+                            code: Some("policy".into()),
+                            reason: reasons,
+                        },
+                    },
+                );
+            }
+            Verdict::Agree(policy, offer) => {
+                let agreement = self.conclude(&record, &policy, &offer)?;
+                self.store
+                    .put(Kind::Agreement, &agreement.id, &agreement, &[], None)?;
+                record.state = record.state.after(NegotiationStep::Agree, Side::Provider)?;
+                record.agreement = Some(agreement.id.clone());
+                record.waiting = None;
+                if local {
+                    self.save_negotiation(
+                        &mut record,
+                        "node",
+                        None,
+                        format!("agreement {} concluded", agreement.id),
+                    )?;
+                    record.state = record
+                        .state
+                        .after(NegotiationStep::Verify, Side::Consumer)?;
+                    self.save_negotiation(
+                        &mut record,
+                        "node",
+                        None,
+                        "verified on behalf of the requester",
+                    )?;
+                    record.state = record
+                        .state
+                        .after(NegotiationStep::Finalize, Side::Provider)?;
+                    self.save_negotiation(
+                        &mut record,
+                        "node",
+                        None,
+                        "finalized: the agreement is in force",
+                    )?;
+                } else {
+                    self.save_negotiation(
+                        &mut record,
+                        "sent",
+                        Some("ContractAgreementMessage"),
+                        format!("agreement {} sent", agreement.id),
+                    )?;
+                    self.send_to_consumer(
+                        &record,
+                        "agreement",
+                        &Message::ContractAgreement {
+                            provider_pid: record.id.clone(),
+                            consumer_pid: record.consumer_pid.clone().unwrap_or_default(),
+                            agreement: agreement.policy.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send_to_consumer(
+        self: &Arc<Self>,
+        record: &NegotiationRecord,
+        path: &str,
+        message: &Message,
+    ) {
+        let (Some(base), Some(consumer_pid)) = (&record.counterparty_url, &record.consumer_pid)
+        else {
+            return;
+        };
+        let url = format!(
+            "{}/negotiations/{}/{path}",
+            base.trim_end_matches('/'),
+            encode(consumer_pid)
+        );
+        self.deliver(
+            Kind::Negotiation,
+            record.id.clone(),
+            record.participant.clone(),
+            url,
+            message.to_json(),
+        );
+    }
+
+    fn send_to_provider(
+        self: &Arc<Self>,
+        record: &NegotiationRecord,
+        path: &str,
+        message: &Message,
+    ) {
+        let (Some(base), Some(provider_pid)) = (&record.counterparty_url, &record.provider_pid)
+        else {
+            return;
+        };
+        let url = format!(
+            "{}/negotiations/{}/{path}",
+            base.trim_end_matches('/'),
+            encode(provider_pid)
+        );
+        self.deliver(
+            Kind::Negotiation,
+            record.id.clone(),
+            record.participant.clone(),
+            url,
+            message.to_json(),
+        );
+    }
+
+    /// Sends a message on the sender threads, three tries with back-off; a message that cannot
+    /// be delivered is written to the process's log.
+    fn deliver(
+        self: &Arc<Self>,
+        kind: Kind,
+        id: String,
+        audience: Option<String>,
+        url: String,
+        body: Json,
+    ) {
+        let contracts = self.clone();
+        self.outbox.submit(Box::new(move || {
+            let mut last = String::new();
+            for attempt in 0..3u32 {
+                if attempt > 0 {
+                    std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
+                }
+                let outcome = contracts
+                    .node_token(audience.as_deref().unwrap_or(&url), &Map::new())
+                    .and_then(|token| outbound::call(&url, &token, Some(&body)));
+                match outcome {
+                    Ok(answer) if (200..300).contains(&answer.status) => return,
+                    Ok(answer) => {
+                        last = format!(
+                            "answered {}{}",
+                            answer.status,
+                            answer.body.map(|b| format!(": {b}")).unwrap_or_default()
+                        );
+                        if answer.status < 500 {
+                            break;
+                        }
+                    }
+                    Err(error) => last = error.to_string(),
+                }
+            }
+            let detail = format!(
+                "{} to {url} was not delivered: {last}",
+                body["@type"].as_str().unwrap_or("message")
+            );
+            tracing::warn!(%detail, "DSP delivery failed");
+            let _guard = contracts.store.lock();
+            let state = match kind {
+                Kind::Negotiation => contracts.negotiation(&id).map(|r| r.state.to_string()),
+                _ => contracts.transfer(&id).map(|r| r.state.to_string()),
+            };
+            if let Ok(state) = state
+                && let Ok(event) = contracts.event(kind, &id, &state, "node", None, detail)
+                && let Ok(Some(record)) = contracts.store.get::<Json>(kind, &id)
+            {
+                let _ = contracts.store.put(kind, &id, &record, &[], Some(&event));
+            }
+        }));
+    }
+
+    /// A token this node signs as itself, for a message to `audience`.
+    fn node_token(&self, audience: &str, claims: &Map<String, Json>) -> Result<String> {
+        let request = TokenRequest {
+            subject: self.options.node_id.clone(),
+            roles: Vec::new(),
+            claims: claims.clone(),
+            lifetime: Duration::from_secs(300),
+        };
+        self.issuer
+            .issue(&request, audience, self.now())
+            .map_err(|e| ContractError::Internal(e.to_string()))
+    }
+
+    // ---------------------------------------------------------------- DSP, provider side
+
+    /// `POST /dsp/negotiations/request`: a consumer starts a negotiation.
+    pub fn dsp_initial_request(
+        self: &Arc<Self>,
+        principal: &Principal,
+        message: Message,
+    ) -> Result<Json> {
+        let Message::ContractRequest {
+            consumer_pid,
+            provider_pid: None,
+            offer,
+            callback: Some(callback),
+        } = message
+        else {
+            return Err(ContractError::BadMessage(
+                "a negotiation starts with a ContractRequestMessage that has `callbackAddress` and no `providerPid`".into(),
+            ));
+        };
+        self.options.addresses.check(&callback)?;
+        let target = offer
+            .get("target")
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+            .or_else(|| {
+                dataset_of_offer_id(offer.get("@id").and_then(Json::as_str).unwrap_or_default())
+            })
+            .ok_or_else(|| {
+                ContractError::BadMessage("the offer names no `target` dataset".into())
+            })?;
+        let dataset = self.local_dataset_id(&target)?;
+        let offered = self
+            .offered_dataset(&dataset)?
+            .ok_or_else(|| ContractError::NotFound {
+                what: format!("dataset {dataset} (offered under no policy)"),
+            })?;
+        let _guard = self.store.lock();
+        let key = format!("{}|{consumer_pid}", principal.subject);
+        if self.store.find(Kind::Negotiation, &key)?.is_some() {
+            return Err(ContractError::Conflict(format!(
+                "a negotiation with consumerPid {consumer_pid} already exists for this participant; use a new consumerPid"
+            )));
+        }
+        let now = self.now_text();
+        let mut record = NegotiationRecord {
+            id: new_pid(),
+            side: Side::Provider,
+            provider_pid: None,
+            consumer_pid: Some(consumer_pid),
+            state: NegotiationState::Requested,
+            participant: Some(principal.subject.clone()),
+            counterparty_url: Some(callback),
+            dataset,
+            dataset_iri: Some(offered.summary.iri.clone()),
+            offer: offer.clone(),
+            requested: offer,
+            purpose: principal
+                .attributes
+                .get("purpose")
+                .and_then(Json::as_str)
+                .map(str::to_owned),
+            claims: Self::claims_of(principal),
+            requester: None,
+            agreement: None,
+            waiting: None,
+            refusal: None,
+            counter_offers: 0,
+            created: now.clone(),
+            updated: now,
+        };
+        record.provider_pid = Some(record.id.clone());
+        self.save_negotiation(
+            &mut record,
+            "received",
+            Some("ContractRequestMessage"),
+            "the consumer asked for an offer",
+        )?;
+        drop(_guard);
+        self.decide_later(record.id.clone());
+        Ok(messages::negotiation_json(
+            &record.id,
+            record.consumer_pid.as_deref().unwrap_or_default(),
+            record.state,
+        ))
+    }
+
+    fn decide_later(self: &Arc<Self>, id: String) {
+        let contracts = self.clone();
+        self.outbox.submit(Box::new(move || {
+            if let Err(error) = contracts.act_as_provider(&id, false) {
+                tracing::error!(%error, negotiation = %id, "provider decision failed");
+            }
+        }));
+    }
+
+    /// Checks that `principal` is the counter-party of a process and the pids match.
+    fn check_counterparty(
+        principal: &Principal,
+        participant: &Option<String>,
+        own: &str,
+        theirs: Option<&str>,
+        given_own: &str,
+        given_theirs: &str,
+    ) -> Result<()> {
+        let matches = participant
+            .as_deref()
+            .is_none_or(|p| p == principal.subject)
+            && own == given_own
+            && theirs.is_none_or(|t| t == given_theirs);
+        if matches {
+            Ok(())
+        } else {
+            Err(ContractError::NotFound {
+                what: "process for these ids and this participant".into(),
+            })
+        }
+    }
+
+    /// A message about an existing negotiation, on either side.
+    pub fn dsp_negotiation_message(
+        self: &Arc<Self>,
+        principal: &Principal,
+        pid: &str,
+        message: Message,
+    ) -> Result<()> {
+        let guard = self.store.lock();
+        let mut record = self.negotiation(pid)?;
+        let (given_provider, given_consumer) = match &message {
+            Message::ContractRequest {
+                provider_pid,
+                consumer_pid,
+                ..
+            } => (
+                provider_pid.clone().unwrap_or_default(),
+                consumer_pid.clone(),
+            ),
+            Message::ContractOffer {
+                provider_pid,
+                consumer_pid,
+                ..
+            } => (
+                provider_pid.clone(),
+                consumer_pid.clone().unwrap_or_default(),
+            ),
+            Message::ContractAgreement {
+                provider_pid,
+                consumer_pid,
+                ..
+            }
+            | Message::AgreementVerification {
+                provider_pid,
+                consumer_pid,
+            }
+            | Message::NegotiationEvent {
+                provider_pid,
+                consumer_pid,
+                ..
+            }
+            | Message::NegotiationTermination {
+                provider_pid,
+                consumer_pid,
+                ..
+            } => (provider_pid.clone(), consumer_pid.clone()),
+            _ => {
+                return Err(ContractError::BadMessage(format!(
+                    "a {} does not belong to a negotiation",
+                    message.type_name()
+                )));
+            }
+        };
+        match record.side {
+            Side::Provider => Self::check_counterparty(
+                principal,
+                &record.participant,
+                &record.id,
+                record.consumer_pid.as_deref(),
+                &given_provider,
+                &given_consumer,
+            )?,
+            Side::Consumer => {
+                Self::check_counterparty(
+                    principal,
+                    &record.participant,
+                    &record.id,
+                    record.provider_pid.as_deref(),
+                    &given_consumer,
+                    &given_provider,
+                )?;
+                if record.participant.is_none() {
+                    record.participant = Some(principal.subject.clone());
+                }
+                if record.provider_pid.is_none() {
+                    record.provider_pid = Some(given_provider.clone());
+                }
+            }
+        }
+        let sender = record.side.other();
+        let type_name = message.type_name();
+        match message {
+            Message::ContractRequest { offer, .. } => {
+                record.state = record.state.after(NegotiationStep::Request, sender)?;
+                record.requested = offer;
+                self.save_negotiation(
+                    &mut record,
+                    "received",
+                    Some(type_name),
+                    "the consumer made a counter-offer",
+                )?;
+                drop(guard);
+                self.decide_later(record.id.clone());
+            }
+            Message::NegotiationEvent {
+                event: EventType::Accepted,
+                ..
+            } => {
+                record.state = record.state.after(NegotiationStep::Accept, sender)?;
+                record.requested = record.offer.clone();
+                self.save_negotiation(
+                    &mut record,
+                    "received",
+                    Some(type_name),
+                    "the consumer accepted the offer",
+                )?;
+                drop(guard);
+                self.decide_later(record.id.clone());
+            }
+            Message::AgreementVerification { .. } => {
+                record.state = record.state.after(NegotiationStep::Verify, sender)?;
+                self.save_negotiation(
+                    &mut record,
+                    "received",
+                    Some(type_name),
+                    "the consumer verified the agreement",
+                )?;
+                record.state = record
+                    .state
+                    .after(NegotiationStep::Finalize, Side::Provider)?;
+                self.save_negotiation(
+                    &mut record,
+                    "sent",
+                    Some("ContractNegotiationEventMessage"),
+                    "finalized: the agreement is in force",
+                )?;
+                drop(guard);
+                self.send_to_consumer(
+                    &record,
+                    "events",
+                    &Message::NegotiationEvent {
+                        provider_pid: record.id.clone(),
+                        consumer_pid: record.consumer_pid.clone().unwrap_or_default(),
+                        event: EventType::Finalized,
+                    },
+                );
+            }
+            Message::NegotiationTermination { reason, .. } => {
+                record.state = record.state.after(NegotiationStep::Terminate, sender)?;
+                record.waiting = None;
+                record.refusal = Some(Refusal {
+                    by: sender.as_str().into(),
+                    reason: reason.summary(),
+                    failed_constraints: Vec::new(),
+                });
+                self.save_negotiation(
+                    &mut record,
+                    "received",
+                    Some(type_name),
+                    format!("the {} terminated: {}", sender.as_str(), reason.summary()),
+                )?;
+            }
+            Message::ContractOffer { offer, .. } => {
+                record.state = record.state.after(NegotiationStep::Offer, sender)?;
+                record.offer = offer;
+                self.save_negotiation(
+                    &mut record,
+                    "received",
+                    Some(type_name),
+                    "the provider made an offer",
+                )?;
+                drop(guard);
+                self.consumer_answer_later(record.id.clone());
+            }
+            Message::ContractAgreement { agreement, .. } => {
+                record.state = record.state.after(NegotiationStep::Agree, sender)?;
+                let agreement_id = agreement
+                    .get("@id")
+                    .and_then(Json::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let stored = AgreementRecord {
+                    id: agreement_id.clone(),
+                    negotiation: record.id.clone(),
+                    side: Side::Consumer,
+                    dataset: record.dataset.clone(),
+                    target: agreement
+                        .get("target")
+                        .and_then(Json::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    assigner: agreement
+                        .get("assigner")
+                        .and_then(Json::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    assignee: agreement
+                        .get("assignee")
+                        .and_then(Json::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    timestamp: agreement
+                        .get("timestamp")
+                        .and_then(Json::as_str)
+                        .map_or_else(|| self.now_text(), str::to_owned),
+                    policy: agreement.clone(),
+                    odrl: None,
+                    purpose: record.purpose.clone(),
+                    claims: Map::new(),
+                    requester: record.requester.clone(),
+                    provider_url: record.counterparty_url.clone(),
+                    expires: None,
+                };
+                self.store
+                    .put(Kind::Agreement, &agreement_id, &stored, &[], None)?;
+                record.agreement = Some(agreement_id.clone());
+                self.save_negotiation(
+                    &mut record,
+                    "received",
+                    Some(type_name),
+                    format!("the provider sent agreement {agreement_id}"),
+                )?;
+                drop(guard);
+                self.consumer_answer_later(record.id.clone());
+            }
+            Message::NegotiationEvent {
+                event: EventType::Finalized,
+                ..
+            } => {
+                record.state = record.state.after(NegotiationStep::Finalize, sender)?;
+                self.save_negotiation(
+                    &mut record,
+                    "received",
+                    Some(type_name),
+                    "the provider finalized: the agreement is in force",
+                )?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `GET /dsp/negotiations/{pid}`.
+    pub fn dsp_negotiation(&self, principal: &Principal, pid: &str) -> Result<Json> {
+        let record = self.negotiation(pid)?;
+        if record.participant.as_deref() != Some(principal.subject.as_str())
+            && !self.may_see_negotiation(principal, &record)
+        {
+            return Err(ContractError::NotFound {
+                what: "contract negotiation".into(),
+            });
+        }
+        Ok(messages::negotiation_json(
+            record.provider_pid.as_deref().unwrap_or_default(),
+            record.consumer_pid.as_deref().unwrap_or_default(),
+            record.state,
+        ))
+    }
+
+    /// `POST /dsp/negotiations/offers`: a provider starts a negotiation with an offer. The
+    /// node records it for its users to see; it does not accept offers nobody asked for.
+    pub fn dsp_initial_offer(&self, principal: &Principal, message: Message) -> Result<Json> {
+        let Message::ContractOffer {
+            provider_pid,
+            consumer_pid: None,
+            offer,
+            callback: Some(callback),
+        } = message
+        else {
+            return Err(ContractError::BadMessage(
+                "a provider starts a negotiation with a ContractOfferMessage that has `callbackAddress` and no `consumerPid`".into(),
+            ));
+        };
+        self.options.addresses.check(&callback)?;
+        let _guard = self.store.lock();
+        let now = self.now_text();
+        let id = new_pid();
+        let mut record = NegotiationRecord {
+            id: id.clone(),
+            side: Side::Consumer,
+            provider_pid: Some(provider_pid),
+            consumer_pid: Some(id),
+            state: NegotiationState::Offered,
+            participant: Some(principal.subject.clone()),
+            counterparty_url: Some(callback),
+            dataset: offer
+                .get("target")
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            dataset_iri: offer
+                .get("target")
+                .and_then(Json::as_str)
+                .map(str::to_owned),
+            offer: offer.clone(),
+            requested: Json::Null,
+            purpose: None,
+            claims: Map::new(),
+            requester: None,
+            agreement: None,
+            waiting: Some("an unsolicited offer: nobody on this node asked for it".into()),
+            refusal: None,
+            counter_offers: 0,
+            created: now.clone(),
+            updated: now,
+        };
+        self.save_negotiation(
+            &mut record,
+            "received",
+            Some("ContractOfferMessage"),
+            "a provider offered a contract",
+        )?;
+        Ok(messages::negotiation_json(
+            record.provider_pid.as_deref().unwrap_or_default(),
+            &record.id,
+            record.state,
+        ))
+    }
+
+    // ---------------------------------------------------------------- consumer decisions
+
+    fn consumer_answer_later(self: &Arc<Self>, id: String) {
+        let contracts = self.clone();
+        self.outbox.submit(Box::new(move || {
+            if let Err(error) = contracts.act_as_consumer(&id) {
+                tracing::error!(%error, negotiation = %id, "consumer decision failed");
+            }
+        }));
+    }
+
+    fn act_as_consumer(self: &Arc<Self>, id: &str) -> Result<()> {
+        let _guard = self.store.lock();
+        let mut record = self.negotiation(id)?;
+        if record.requested.is_null() {
+            return Ok(());
+        }
+        let wanted_target = record
+            .requested
+            .get("target")
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+            .or_else(|| record.dataset_iri.clone());
+        match record.state {
+            NegotiationState::Offered => {
+                let target = record.offer.get("target").and_then(Json::as_str);
+                if target.is_some()
+                    && wanted_target.is_some()
+                    && target.map(str::to_owned) != wanted_target
+                {
+                    return self.consumer_terminate(
+                        &mut record,
+                        "the offer is for another dataset than the one asked for",
+                    );
+                }
+                if messages::terms(&record.offer) == messages::terms(&record.requested) {
+                    record.state = record
+                        .state
+                        .after(NegotiationStep::Accept, Side::Consumer)?;
+                    self.save_negotiation(
+                        &mut record,
+                        "sent",
+                        Some("ContractNegotiationEventMessage"),
+                        "the offer has the terms asked for: accepted",
+                    )?;
+                    self.send_to_provider(
+                        &record,
+                        "events",
+                        &Message::NegotiationEvent {
+                            provider_pid: record.provider_pid.clone().unwrap_or_default(),
+                            consumer_pid: record.id.clone(),
+                            event: EventType::Accepted,
+                        },
+                    );
+                } else if record.counter_offers == 0 {
+                    record.state = record
+                        .state
+                        .after(NegotiationStep::Request, Side::Consumer)?;
+                    record.counter_offers += 1;
+                    let mut counter = record.requested.clone();
+                    if let (Json::Object(fields), Some(offer_id)) =
+                        (&mut counter, record.offer.get("@id"))
+                    {
+                        fields.insert("@id".into(), offer_id.clone());
+                    }
+                    self.save_negotiation(
+                        &mut record,
+                        "sent",
+                        Some("ContractRequestMessage"),
+                        "the offer differs from the terms asked for: counter-offer with them",
+                    )?;
+                    self.send_to_provider(
+                        &record,
+                        "request",
+                        &Message::ContractRequest {
+                            consumer_pid: record.id.clone(),
+                            provider_pid: record.provider_pid.clone(),
+                            offer: counter,
+                            callback: None,
+                        },
+                    );
+                } else {
+                    return self.consumer_terminate(
+                        &mut record,
+                        "the provider's offer still differs from the terms asked for",
+                    );
+                }
+            }
+            NegotiationState::Agreed => {
+                let agreement_id = record.agreement.clone().unwrap_or_default();
+                let agreement = self.agreement(&agreement_id)?;
+                let expected = messages::terms(&record.requested);
+                let fits = messages::terms(&agreement.policy) == expected
+                    || messages::terms(&agreement.policy) == messages::terms(&record.offer);
+                if !fits {
+                    return self.consumer_terminate(
+                        &mut record,
+                        "the agreement's terms are not the ones negotiated",
+                    );
+                }
+                record.state = record
+                    .state
+                    .after(NegotiationStep::Verify, Side::Consumer)?;
+                self.save_negotiation(
+                    &mut record,
+                    "sent",
+                    Some("ContractAgreementVerificationMessage"),
+                    "the agreement matches: verified",
+                )?;
+                self.send_to_provider(
+                    &record,
+                    "agreement/verification",
+                    &Message::AgreementVerification {
+                        provider_pid: record.provider_pid.clone().unwrap_or_default(),
+                        consumer_pid: record.id.clone(),
+                    },
+                );
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn consumer_terminate(
+        self: &Arc<Self>,
+        record: &mut NegotiationRecord,
+        why: &str,
+    ) -> Result<()> {
+        record.state = record
+            .state
+            .after(NegotiationStep::Terminate, Side::Consumer)?;
+        record.refusal = Some(Refusal {
+            by: "consumer".into(),
+            reason: why.into(),
+            failed_constraints: Vec::new(),
+        });
+        self.save_negotiation(
+            record,
+            "sent",
+            Some("ContractNegotiationTerminationMessage"),
+            format!("terminated: {why}"),
+        )?;
+        self.send_to_provider(
+            record,
+            "termination",
+            &Message::NegotiationTermination {
+                provider_pid: record.provider_pid.clone().unwrap_or_default(),
+                consumer_pid: record.id.clone(),
+                reason: Reason::said("consumer", why),
+            },
+        );
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- convenience API
+
+    /// Runs a negotiation for a person to its end (or until it waits): on this node for a
+    /// local dataset, over DSP with `provider` otherwise.
+    pub fn negotiate(
+        self: &Arc<Self>,
+        principal: &Principal,
+        request: NegotiationRequest,
+    ) -> Result<NegotiationRecord> {
+        if let Some(purpose) = &request.purpose {
+            expand_purpose(purpose)?;
+        }
+        match request.provider.clone() {
+            None => self.negotiate_locally(principal, request),
+            Some(provider) => self.negotiate_remotely(principal, request, &provider),
+        }
+    }
+
+    fn negotiate_locally(
+        self: &Arc<Self>,
+        principal: &Principal,
+        request: NegotiationRequest,
+    ) -> Result<NegotiationRecord> {
+        let dataset = self.local_dataset_id(&request.dataset)?;
+        let offered = self.offered_dataset(&dataset)?.ok_or_else(|| ContractError::NotFound {
+            what: format!("dataset {dataset} (it is offered under no policy, so there is nothing to negotiate)"),
+        })?;
+        let offer = match &request.offer {
+            None => offered.offers[0].1.clone(),
+            Some(Json::String(id)) => offered
+                .offers
+                .iter()
+                .find(|(_, json)| json["@id"] == *id)
+                .map(|(_, json)| json.clone())
+                .ok_or_else(|| {
+                    ContractError::BadMessage(format!(
+                        "dataset {dataset} has no offer {id}; its offers: {}",
+                        offered
+                            .offers
+                            .iter()
+                            .map(|(_, j)| j["@id"].as_str().unwrap_or_default().to_owned())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?,
+            Some(object @ Json::Object(_)) => object.clone(),
+            Some(_) => {
+                return Err(ContractError::BadMessage(
+                    "`offer` is an offer id or an ODRL Offer object".into(),
+                ));
+            }
+        };
+        let now = self.now_text();
+        let id = new_pid();
+        let mut record = NegotiationRecord {
+            id: id.clone(),
+            side: Side::Provider,
+            provider_pid: Some(id.clone()),
+            consumer_pid: Some(new_pid()),
+            state: NegotiationState::Requested,
+            participant: Some(principal.subject.clone()),
+            counterparty_url: None,
+            dataset,
+            dataset_iri: Some(offered.summary.iri.clone()),
+            offer: offer.clone(),
+            requested: offer,
+            purpose: request.purpose.clone(),
+            claims: Self::claims_of(principal),
+            requester: Some(principal.subject.clone()),
+            agreement: None,
+            waiting: None,
+            refusal: None,
+            counter_offers: 1,
+            created: now.clone(),
+            updated: now,
+        };
+        {
+            let _guard = self.store.lock();
+            self.save_negotiation(
+                &mut record,
+                "received",
+                None,
+                format!(
+                    "{} asked for access{}",
+                    principal.subject,
+                    request
+                        .purpose
+                        .as_deref()
+                        .map(|p| format!(" for {p}"))
+                        .unwrap_or_default()
+                ),
+            )?;
+        }
+        self.act_as_provider(&id, false)?;
+        self.negotiation(&id)
+    }
+
+    fn negotiate_remotely(
+        self: &Arc<Self>,
+        principal: &Principal,
+        request: NegotiationRequest,
+        provider: &str,
+    ) -> Result<NegotiationRecord> {
+        let provider = provider.trim_end_matches('/').to_owned();
+        self.options.addresses.check(&provider)?;
+        let claims = self.forwarded_claims(principal, request.purpose.as_deref());
+        let audience = self.provider_id(&provider);
+        let offer = match request.offer.clone() {
+            Some(object @ Json::Object(_)) => object,
+            other => {
+                let token = self.node_token(&audience, &claims)?;
+                let url = format!("{provider}/catalog/datasets/{}", encode(&request.dataset));
+                let answer = outbound::call(&url, &token, None)?;
+                let dataset = match answer.body {
+                    Some(body) if answer.status == 200 => body,
+                    body => {
+                        return Err(ContractError::Unreachable {
+                            url,
+                            message: format!(
+                                "answered {}{}",
+                                answer.status,
+                                body.map(|b| format!(": {b}")).unwrap_or_default()
+                            ),
+                        });
+                    }
+                };
+                let offers: Vec<Json> = match dataset.get("hasPolicy") {
+                    Some(Json::Array(items)) => items.clone(),
+                    Some(one) => vec![one.clone()],
+                    None => Vec::new(),
+                };
+                let wanted = other.as_ref().and_then(Json::as_str);
+                let mut chosen = offers
+                    .into_iter()
+                    .find(|o| wanted.is_none_or(|w| o.get("@id").and_then(Json::as_str) == Some(w)))
+                    .ok_or_else(|| ContractError::NotFound {
+                        what: "offer at the provider".into(),
+                    })?;
+                if let (Json::Object(fields), Some(target)) = (&mut chosen, dataset.get("@id")) {
+                    fields.insert("target".into(), target.clone());
+                }
+                chosen
+            }
+        };
+        let now = self.now_text();
+        let id = new_pid();
+        let mut record = NegotiationRecord {
+            id: id.clone(),
+            side: Side::Consumer,
+            provider_pid: None,
+            consumer_pid: Some(id.clone()),
+            state: NegotiationState::Requested,
+            participant: None,
+            counterparty_url: Some(provider.clone()),
+            dataset: request.dataset.clone(),
+            dataset_iri: offer
+                .get("target")
+                .and_then(Json::as_str)
+                .map(str::to_owned),
+            offer: offer.clone(),
+            requested: offer.clone(),
+            purpose: request.purpose.clone(),
+            claims: Map::new(),
+            requester: Some(principal.subject.clone()),
+            agreement: None,
+            waiting: None,
+            refusal: None,
+            counter_offers: 0,
+            created: now.clone(),
+            updated: now,
+        };
+        let message = Message::ContractRequest {
+            consumer_pid: id.clone(),
+            provider_pid: None,
+            offer,
+            callback: Some(self.dsp_url()),
+        };
+        {
+            let _guard = self.store.lock();
+            self.save_negotiation(
+                &mut record,
+                "sent",
+                Some("ContractRequestMessage"),
+                format!("asked {provider} for dataset {}", request.dataset),
+            )?;
+            let token = self.node_token(&audience, &claims)?;
+            let url = format!("{provider}/negotiations/request");
+            let answer = outbound::call(&url, &token, Some(&message.to_json()))?;
+            let provider_pid = answer
+                .body
+                .as_ref()
+                .and_then(|b| b.get("providerPid"))
+                .and_then(Json::as_str)
+                .map(str::to_owned);
+            match (answer.status, provider_pid) {
+                (200 | 201, Some(pid)) => {
+                    record.provider_pid = Some(pid);
+                    self.store.put(Kind::Negotiation, &id, &record, &[], None)?;
+                }
+                (status, _) => {
+                    record.state = NegotiationState::Terminated;
+                    let said = answer.body.map(|b| b.to_string()).unwrap_or_default();
+                    record.refusal = Some(Refusal {
+                        by: "provider".into(),
+                        reason: format!("the provider answered {status}: {said}"),
+                        failed_constraints: Vec::new(),
+                    });
+                    self.save_negotiation(
+                        &mut record,
+                        "received",
+                        None,
+                        format!("the provider refused the request ({status})"),
+                    )?;
+                    return Ok(record);
+                }
+            }
+        }
+        self.wait_for(&id, |r| r.state.is_final() || r.waiting.is_some())
+    }
+
+    /// Polls a negotiation until `done` or the wait runs out.
+    fn wait_for(
+        &self,
+        id: &str,
+        done: impl Fn(&NegotiationRecord) -> bool,
+    ) -> Result<NegotiationRecord> {
+        let deadline = Instant::now() + self.options.wait;
+        loop {
+            let record = self.negotiation(id)?;
+            if done(&record) || Instant::now() >= deadline {
+                return Ok(record);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn forwarded_claims(&self, principal: &Principal, purpose: Option<&str>) -> Map<String, Json> {
+        let mut claims = Map::new();
+        for key in ["country", "org_type"] {
+            if let Some(value) = principal.attributes.get(key) {
+                claims.insert(key.into(), value.clone());
+            }
+        }
+        if let Some(purpose) = purpose.and_then(|p| expand_purpose(p).ok()) {
+            claims.insert("purpose".into(), json!(purpose.as_str()));
+        }
+        claims.insert("on_behalf_of".into(), json!(principal.subject));
+        claims
+    }
+
+    /// The participant id of the node at a DSP base URL: what its version document says,
+    /// else the URL itself.
+    fn provider_id(&self, provider: &str) -> String {
+        let origin = provider.strip_suffix("/dsp").unwrap_or(provider);
+        let url = format!("{origin}/.well-known/dspace-version");
+        outbound::call(&url, "none", None)
+            .ok()
+            .and_then(|a| a.body)
+            .and_then(|b| {
+                b.get("participantId")
+                    .and_then(Json::as_str)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| provider.to_owned())
+    }
+
+    /// A negotiation as its participants and the dataset's holder see it.
+    pub fn negotiation_view(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<(NegotiationRecord, Option<AgreementRecord>)> {
+        let record = self.negotiation_for(principal, id)?;
+        let agreement = match (&record.agreement, record.state) {
+            (Some(agreement), NegotiationState::Finalized) => Some(self.agreement(agreement)?),
+            _ => None,
+        };
+        Ok((record, agreement))
+    }
+
+    /// The event log of a negotiation.
+    pub fn negotiation_events(&self, principal: &Principal, id: &str) -> Result<Vec<Event>> {
+        self.negotiation_for(principal, id)?;
+        self.store.events(Kind::Negotiation, id)
+    }
+
+    /// The holder approves (`true`) or rejects a negotiation that waits for them.
+    pub fn decide_approval(
+        self: &Arc<Self>,
+        principal: &Principal,
+        id: &str,
+        approve: bool,
+        note: Option<String>,
+    ) -> Result<NegotiationRecord> {
+        {
+            let _guard = self.store.lock();
+            let mut record = self.negotiation_for(principal, id)?;
+            if record.side != Side::Provider || !self.is_holder(principal, &record.dataset) {
+                return Err(ContractError::Forbidden(
+                    "only the holder of the dataset approves or rejects its negotiations".into(),
+                ));
+            }
+            if record.waiting.is_none() || record.state.is_final() {
+                return Err(ContractError::Conflict(format!(
+                    "the negotiation is {} and waits for no approval",
+                    record.state
+                )));
+            }
+            if approve {
+                self.save_negotiation(
+                    &mut record,
+                    "node",
+                    None,
+                    format!(
+                        "approved by the data holder {}{}",
+                        principal.subject,
+                        note.as_deref()
+                            .map(|n| format!(": {n}"))
+                            .unwrap_or_default()
+                    ),
+                )?;
+            } else {
+                record.state = record
+                    .state
+                    .after(NegotiationStep::Terminate, Side::Provider)?;
+                record.waiting = None;
+                let reason = format!(
+                    "the data holder rejected the request{}",
+                    note.as_deref()
+                        .map(|n| format!(": {n}"))
+                        .unwrap_or_default()
+                );
+                record.refusal = Some(Refusal {
+                    by: "provider".into(),
+                    reason: reason.clone(),
+                    failed_constraints: Vec::new(),
+                });
+                let remote = record.counterparty_url.is_some();
+                self.save_negotiation(
+                    &mut record,
+                    if remote { "sent" } else { "node" },
+                    remote.then_some("ContractNegotiationTerminationMessage"),
+                    reason.clone(),
+                )?;
+                self.send_to_consumer(
+                    &record,
+                    "termination",
+                    &Message::NegotiationTermination {
+                        provider_pid: record.id.clone(),
+                        consumer_pid: record.consumer_pid.clone().unwrap_or_default(),
+                        reason: Reason::said("rejected", reason),
+                    },
+                );
+                return Ok(record);
+            }
+        }
+        self.act_as_provider(id, true)?;
+        self.negotiation(id)
+    }
+
+    /// A person ends their own negotiation.
+    pub fn terminate_negotiation(
+        self: &Arc<Self>,
+        principal: &Principal,
+        id: &str,
+        note: Option<String>,
+    ) -> Result<NegotiationRecord> {
+        let _guard = self.store.lock();
+        let mut record = self.negotiation_for(principal, id)?;
+        if record.requester.as_deref() != Some(principal.subject.as_str()) {
+            return Err(ContractError::Forbidden(
+                "only the person who asked ends a negotiation this way".into(),
+            ));
+        }
+        let why = note.unwrap_or_else(|| "the requester withdrew".into());
+        match record.side {
+            Side::Consumer => self.consumer_terminate(&mut record, &why)?,
+            Side::Provider => {
+                record.state = record
+                    .state
+                    .after(NegotiationStep::Terminate, Side::Consumer)?;
+                record.waiting = None;
+                record.refusal = Some(Refusal {
+                    by: "consumer".into(),
+                    reason: why.clone(),
+                    failed_constraints: Vec::new(),
+                });
+                self.save_negotiation(&mut record, "node", None, format!("terminated: {why}"))?;
+            }
+        }
+        Ok(record)
+    }
+
+    /// An agreement, for its parties and the dataset's holder.
+    pub fn agreement_view(&self, principal: &Principal, id: &str) -> Result<AgreementRecord> {
+        let agreement = self.agreement(id)?;
+        let subject = principal.subject.as_str();
+        let allowed = agreement.assignee == subject
+            || agreement.requester.as_deref() == Some(subject)
+            || (agreement.side == Side::Provider && self.is_holder(principal, &agreement.dataset));
+        if allowed {
+            Ok(agreement)
+        } else {
+            Err(ContractError::NotFound {
+                what: "agreement".into(),
+            })
+        }
+    }
+
+    // ---------------------------------------------------------------- transfers, provider side
+
+    /// Re-evaluates an agreement now: `Err` with the reason when it no longer permits use.
+    fn still_permitted(&self, agreement: &AgreementRecord) -> std::result::Result<(), String> {
+        let Some(odrl) = &agreement.odrl else {
+            return Ok(());
+        };
+        let policy = policy::parse(odrl.as_bytes(), crate::rdf_input::RdfSyntax::JsonLd)
+            .map_err(|e| format!("the agreed policy cannot be read: {e}"))?;
+        let purpose = agreement
+            .purpose
+            .as_deref()
+            .and_then(|p| expand_purpose(p).ok());
+        let mut request = Request::from_claims(agreement.claims.clone(), purpose);
+        if let Ok(target) = NamedNode::new(&agreement.target) {
+            request = request.with_target(target);
+        }
+        request.usage.agreed_at = DateTime::parse_from_rfc3339(&agreement.timestamp)
+            .ok()
+            .map(|t| t.with_timezone(&Utc));
+        let decision = self.evaluator.evaluate(&policy, &request);
+        if decision.is_permitted() {
+            Ok(())
+        } else {
+            Err(refusal_of(&decision).reason)
+        }
+    }
+
+    fn data_address(&self, transfer: &TransferRecord) -> Result<Json> {
+        let token = self.data_token(transfer)?;
+        Ok(json!({
+            "@type": "DataAddress",
+            "endpointType": HTTP_ENDPOINT_TYPE,
+            "endpoint": format!("{}/data/{}", self.options.public_url, encode(&transfer.agreement)),
+            "endpointProperties": [
+                {"@type": "EndpointProperty", "name": "authorization", "value": token},
+                {"@type": "EndpointProperty", "name": "authType", "value": "bearer"},
+                {"@type": "EndpointProperty", "name": "expiresIn", "value": self.options.data_token_lifetime.as_secs().to_string()},
+                {"@type": "EndpointProperty", "name": "refreshEndpoint", "value": format!("{}/api/transfers/{}/token", self.options.public_url, encode(&transfer.id))},
+            ]
+        }))
+    }
+
+    /// A data-plane token bound to the transfer's agreement: `sub` the consumer, `aud` this
+    /// node, `agreement` and `transfer` claims, `token_use` `data-plane` so that it opens
+    /// nothing but the data plane.
+    fn data_token(&self, transfer: &TransferRecord) -> Result<String> {
+        let mut claims = Map::new();
+        claims.insert("agreement".into(), json!(transfer.agreement));
+        claims.insert("transfer".into(), json!(transfer.id));
+        claims.insert("token_use".into(), json!("data-plane"));
+        let request = TokenRequest {
+            subject: transfer.participant.clone().unwrap_or_default(),
+            roles: Vec::new(),
+            claims,
+            lifetime: self.options.data_token_lifetime,
+        };
+        self.issuer
+            .issue(&request, &self.options.node_id, self.now())
+            .map_err(|e| ContractError::Internal(e.to_string()))
+    }
+
+    /// `POST /dsp/transfers/request`.
+    pub fn dsp_transfer_request(
+        self: &Arc<Self>,
+        principal: &Principal,
+        message: Message,
+    ) -> Result<Json> {
+        let Message::TransferRequest {
+            consumer_pid,
+            agreement_id,
+            format,
+            callback,
+            ..
+        } = message
+        else {
+            return Err(ContractError::BadMessage(
+                "a transfer starts with a TransferRequestMessage".into(),
+            ));
+        };
+        self.options.addresses.check(&callback)?;
+        let agreement = self.agreement(&agreement_id)?;
+        if agreement.side != Side::Provider || agreement.assignee != principal.subject {
+            return Err(ContractError::NotFound {
+                what: "agreement".into(),
+            });
+        }
+        if format != PULL_FORMAT {
+            return Err(ContractError::BadMessage(format!(
+                "the node offers the transfer type {PULL_FORMAT}, not `{format}`"
+            )));
+        }
+        let _guard = self.store.lock();
+        if self
+            .store
+            .find(
+                Kind::Transfer,
+                &format!("{}|{consumer_pid}", principal.subject),
+            )?
+            .is_some()
+        {
+            return Err(ContractError::Conflict(format!(
+                "a transfer with consumerPid {consumer_pid} already exists; use a new consumerPid"
+            )));
+        }
+        let now = self.now_text();
+        let id = new_pid();
+        let mut record = TransferRecord {
+            id: id.clone(),
+            side: Side::Provider,
+            provider_pid: Some(id.clone()),
+            consumer_pid: Some(consumer_pid),
+            state: TransferState::Requested,
+            agreement: agreement.id.clone(),
+            participant: Some(principal.subject.clone()),
+            counterparty_url: Some(callback),
+            format,
+            requester: None,
+            data_address: None,
+            reason: None,
+            created: now.clone(),
+            updated: now,
+        };
+        self.save_transfer(
+            &mut record,
+            "received",
+            Some("TransferRequestMessage"),
+            format!(
+                "the consumer asked for a transfer under agreement {}",
+                agreement.id
+            ),
+        )?;
+        let contracts = self.clone();
+        let transfer = id.clone();
+        self.outbox.submit(Box::new(move || {
+            if let Err(error) = contracts.start_as_provider(&transfer) {
+                tracing::error!(%error, %transfer, "transfer start failed");
+            }
+        }));
+        Ok(messages::transfer_json(
+            &id,
+            record.consumer_pid.as_deref().unwrap_or_default(),
+            record.state,
+        ))
+    }
+
+    /// Re-evaluates the agreement and starts the transfer (or terminates it, saying why).
+    fn start_as_provider(self: &Arc<Self>, id: &str) -> Result<()> {
+        let _guard = self.store.lock();
+        let mut record = self.transfer(id)?;
+        if record.state != TransferState::Requested {
+            return Ok(());
+        }
+        let agreement = self.agreement(&record.agreement)?;
+        match self.still_permitted(&agreement) {
+            Ok(()) => {
+                record.state = record.state.after(TransferStep::Start, Side::Provider)?;
+                let address = self.data_address(&record)?;
+                let local = record.counterparty_url.is_none();
+                self.save_transfer(&mut record, if local { "node" } else { "sent" }, (!local).then_some("TransferStartMessage"), "started: the data-plane endpoint and a token bound to the agreement were issued")?;
+                self.send_transfer(
+                    &record,
+                    "start",
+                    &Message::TransferStart {
+                        provider_pid: record.id.clone(),
+                        consumer_pid: record.consumer_pid.clone().unwrap_or_default(),
+                        data_address: Some(address.clone()),
+                    },
+                );
+                record.data_address = Some(address);
+            }
+            Err(why) => {
+                record.state = record
+                    .state
+                    .after(TransferStep::Terminate, Side::Provider)?;
+                record.reason = Some(why.clone());
+                self.save_transfer(
+                    &mut record,
+                    "sent",
+                    Some("TransferTerminationMessage"),
+                    format!("refused at transfer start: {why}"),
+                )?;
+                self.send_transfer(
+                    &record,
+                    "termination",
+                    &Message::TransferTermination {
+                        provider_pid: record.id.clone(),
+                        consumer_pid: record.consumer_pid.clone().unwrap_or_default(),
+                        reason: Reason::said("policy", why),
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn send_transfer(self: &Arc<Self>, record: &TransferRecord, path: &str, message: &Message) {
+        let Some(base) = &record.counterparty_url else {
+            return;
+        };
+        let other_pid = match record.side {
+            Side::Provider => record.consumer_pid.clone(),
+            Side::Consumer => record.provider_pid.clone(),
+        };
+        let Some(other_pid) = other_pid else { return };
+        let url = format!(
+            "{}/transfers/{}/{path}",
+            base.trim_end_matches('/'),
+            encode(&other_pid)
+        );
+        self.deliver(
+            Kind::Transfer,
+            record.id.clone(),
+            record.participant.clone(),
+            url,
+            message.to_json(),
+        );
+    }
+
+    /// A message about an existing transfer process, on either side.
+    pub fn dsp_transfer_message(
+        self: &Arc<Self>,
+        principal: &Principal,
+        pid: &str,
+        message: Message,
+    ) -> Result<()> {
+        let _guard = self.store.lock();
+        let mut record = self.transfer(pid)?;
+        let (given_provider, given_consumer) = match &message {
+            Message::TransferStart {
+                provider_pid,
+                consumer_pid,
+                ..
+            }
+            | Message::TransferCompletion {
+                provider_pid,
+                consumer_pid,
+            }
+            | Message::TransferSuspension {
+                provider_pid,
+                consumer_pid,
+                ..
+            }
+            | Message::TransferTermination {
+                provider_pid,
+                consumer_pid,
+                ..
+            } => (provider_pid.clone(), consumer_pid.clone()),
+            _ => {
+                return Err(ContractError::BadMessage(format!(
+                    "a {} does not belong to a transfer process",
+                    message.type_name()
+                )));
+            }
+        };
+        match record.side {
+            Side::Provider => Self::check_counterparty(
+                principal,
+                &record.participant,
+                &record.id,
+                record.consumer_pid.as_deref(),
+                &given_provider,
+                &given_consumer,
+            )?,
+            Side::Consumer => {
+                Self::check_counterparty(
+                    principal,
+                    &record.participant,
+                    &record.id,
+                    record.provider_pid.as_deref(),
+                    &given_consumer,
+                    &given_provider,
+                )?;
+                if record.participant.is_none() {
+                    record.participant = Some(principal.subject.clone());
+                }
+                if record.provider_pid.is_none() {
+                    record.provider_pid = Some(given_provider.clone());
+                }
+            }
+        }
+        let sender = record.side.other();
+        let type_name = message.type_name();
+        let (step, detail, data_address) = match message {
+            Message::TransferStart { data_address, .. } => (
+                TransferStep::Start,
+                format!("the {} started the transfer", sender.as_str()),
+                data_address,
+            ),
+            Message::TransferCompletion { .. } => (
+                TransferStep::Complete,
+                format!("the {} completed the transfer", sender.as_str()),
+                None,
+            ),
+            Message::TransferSuspension { reason, .. } => (
+                TransferStep::Suspend,
+                format!(
+                    "the {} suspended the transfer: {}",
+                    sender.as_str(),
+                    reason.summary()
+                ),
+                None,
+            ),
+            Message::TransferTermination { reason, .. } => (
+                TransferStep::Terminate,
+                format!(
+                    "the {} terminated the transfer: {}",
+                    sender.as_str(),
+                    reason.summary()
+                ),
+                None,
+            ),
+            _ => return Ok(()),
+        };
+        let next = record.state.after(step, sender)?;
+        if step == TransferStep::Start && record.side == Side::Provider {
+            // A consumer resumes: the agreement must still permit it.
+            let agreement = self.agreement(&record.agreement)?;
+            if let Err(why) = self.still_permitted(&agreement) {
+                return Err(ContractError::Forbidden(format!(
+                    "the transfer cannot resume: {why}"
+                )));
+            }
+        }
+        record.state = next;
+        if let Some(address) = data_address {
+            record.data_address = Some(address);
+        }
+        if matches!(step, TransferStep::Suspend | TransferStep::Terminate) {
+            record.reason = Some(detail.clone());
+        }
+        self.save_transfer(&mut record, "received", Some(type_name), detail)?;
+        Ok(())
+    }
+
+    /// `GET /dsp/transfers/{pid}`.
+    pub fn dsp_transfer(&self, principal: &Principal, pid: &str) -> Result<Json> {
+        let record = self.transfer(pid)?;
+        if !self.may_see_transfer(principal, &record) {
+            return Err(ContractError::NotFound {
+                what: "transfer process".into(),
+            });
+        }
+        Ok(messages::transfer_json(
+            record.provider_pid.as_deref().unwrap_or_default(),
+            record.consumer_pid.as_deref().unwrap_or_default(),
+            record.state,
+        ))
+    }
+
+    fn may_see_transfer(&self, principal: &Principal, record: &TransferRecord) -> bool {
+        let subject = Some(principal.subject.as_str());
+        record.participant.as_deref() == subject || record.requester.as_deref() == subject || {
+            record.side == Side::Provider
+                && self
+                    .agreement(&record.agreement)
+                    .is_ok_and(|a| self.is_holder(principal, &a.dataset))
+        }
+    }
+
+    // ---------------------------------------------------------------- transfers, convenience
+
+    /// Starts a transfer under an agreement for a person: on this node for a local agreement,
+    /// over DSP with the provider otherwise. Answers the record, with the data address once
+    /// started.
+    pub fn start_transfer(
+        self: &Arc<Self>,
+        principal: &Principal,
+        agreement_id: &str,
+    ) -> Result<TransferRecord> {
+        let agreement = self.agreement_view(principal, agreement_id)?;
+        if agreement.assignee != principal.subject
+            && agreement.requester.as_deref() != Some(principal.subject.as_str())
+        {
+            return Err(ContractError::NotFound {
+                what: "agreement".into(),
+            });
+        }
+        let now = self.now_text();
+        let id = new_pid();
+        match agreement.side {
+            Side::Provider => {
+                let mut record = TransferRecord {
+                    id: id.clone(),
+                    side: Side::Provider,
+                    provider_pid: Some(id.clone()),
+                    consumer_pid: Some(new_pid()),
+                    state: TransferState::Requested,
+                    agreement: agreement.id.clone(),
+                    participant: Some(principal.subject.clone()),
+                    counterparty_url: None,
+                    format: PULL_FORMAT.into(),
+                    requester: Some(principal.subject.clone()),
+                    data_address: None,
+                    reason: None,
+                    created: now.clone(),
+                    updated: now,
+                };
+                {
+                    let _guard = self.store.lock();
+                    self.save_transfer(
+                        &mut record,
+                        "received",
+                        None,
+                        format!("{} asked for a transfer", principal.subject),
+                    )?;
+                }
+                self.start_as_provider(&id)?;
+                let mut record = self.transfer(&id)?;
+                if record.state == TransferState::Started {
+                    record.data_address = Some(self.data_address(&record)?);
+                }
+                Ok(record)
+            }
+            Side::Consumer => {
+                let provider = agreement.provider_url.clone().ok_or_else(|| {
+                    ContractError::Internal("agreement without provider address".into())
+                })?;
+                let mut record = TransferRecord {
+                    id: id.clone(),
+                    side: Side::Consumer,
+                    provider_pid: None,
+                    consumer_pid: Some(id.clone()),
+                    state: TransferState::Requested,
+                    agreement: agreement.id.clone(),
+                    participant: None,
+                    counterparty_url: Some(provider.clone()),
+                    format: PULL_FORMAT.into(),
+                    requester: Some(principal.subject.clone()),
+                    data_address: None,
+                    reason: None,
+                    created: now.clone(),
+                    updated: now,
+                };
+                let message = Message::TransferRequest {
+                    consumer_pid: id.clone(),
+                    agreement_id: agreement.id.clone(),
+                    format: PULL_FORMAT.into(),
+                    data_address: None,
+                    callback: self.dsp_url(),
+                };
+                {
+                    let _guard = self.store.lock();
+                    self.save_transfer(
+                        &mut record,
+                        "sent",
+                        Some("TransferRequestMessage"),
+                        format!("asked {provider} for a transfer"),
+                    )?;
+                    let token = self.node_token(&self.provider_id(&provider), &Map::new())?;
+                    let answer = outbound::call(
+                        &format!("{provider}/transfers/request"),
+                        &token,
+                        Some(&message.to_json()),
+                    )?;
+                    match answer
+                        .body
+                        .as_ref()
+                        .and_then(|b| b.get("providerPid"))
+                        .and_then(Json::as_str)
+                    {
+                        Some(pid) if answer.status < 300 => {
+                            record.provider_pid = Some(pid.to_owned());
+                            self.store.put(Kind::Transfer, &id, &record, &[], None)?;
+                        }
+                        _ => {
+                            record.state = TransferState::Terminated;
+                            record.reason = Some(format!(
+                                "the provider answered {}: {}",
+                                answer.status,
+                                answer.body.map(|b| b.to_string()).unwrap_or_default()
+                            ));
+                            self.save_transfer(
+                                &mut record,
+                                "received",
+                                None,
+                                "the provider refused the transfer",
+                            )?;
+                            return Ok(record);
+                        }
+                    }
+                }
+                let deadline = Instant::now() + self.options.wait;
+                loop {
+                    let record = self.transfer(&id)?;
+                    if record.state != TransferState::Requested || Instant::now() >= deadline {
+                        return Ok(record);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+
+    /// A transfer as its participants and the dataset's holder see it, with its events.
+    pub fn transfer_view(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<(TransferRecord, Vec<Event>)> {
+        let record = self.transfer(id)?;
+        if !self.may_see_transfer(principal, &record) {
+            return Err(ContractError::NotFound {
+                what: "transfer process".into(),
+            });
+        }
+        Ok((record, self.store.events(Kind::Transfer, id)?))
+    }
+
+    /// A party (a local requester, or the holder on the provider side) suspends, resumes,
+    /// completes or terminates a transfer; the counter-party is told.
+    pub fn transfer_action(
+        self: &Arc<Self>,
+        principal: &Principal,
+        id: &str,
+        step: TransferStep,
+        note: Option<String>,
+    ) -> Result<TransferRecord> {
+        let _guard = self.store.lock();
+        let mut record = self.transfer(id)?;
+        if !self.may_see_transfer(principal, &record) {
+            return Err(ContractError::NotFound {
+                what: "transfer process".into(),
+            });
+        }
+        let side = record.side;
+        record.state = record.state.after(step, side)?;
+        let note = note.unwrap_or_else(|| format!("by {}", principal.subject));
+        let (path, message) = match step {
+            TransferStep::Start => {
+                if side == Side::Provider {
+                    let agreement = self.agreement(&record.agreement)?;
+                    if let Err(why) = self.still_permitted(&agreement) {
+                        return Err(ContractError::Forbidden(format!(
+                            "the transfer cannot resume: {why}"
+                        )));
+                    }
+                }
+                (
+                    "start",
+                    Message::TransferStart {
+                        provider_pid: record.provider_pid.clone().unwrap_or_default(),
+                        consumer_pid: record.consumer_pid.clone().unwrap_or_default(),
+                        data_address: match side {
+                            Side::Provider => Some(self.data_address(&record)?),
+                            Side::Consumer => None,
+                        },
+                    },
+                )
+            }
+            TransferStep::Complete => (
+                "completion",
+                Message::TransferCompletion {
+                    provider_pid: record.provider_pid.clone().unwrap_or_default(),
+                    consumer_pid: record.consumer_pid.clone().unwrap_or_default(),
+                },
+            ),
+            TransferStep::Suspend => (
+                "suspension",
+                Message::TransferSuspension {
+                    provider_pid: record.provider_pid.clone().unwrap_or_default(),
+                    consumer_pid: record.consumer_pid.clone().unwrap_or_default(),
+                    reason: Reason::said(side.as_str(), note.clone()),
+                },
+            ),
+            TransferStep::Terminate => (
+                "termination",
+                Message::TransferTermination {
+                    provider_pid: record.provider_pid.clone().unwrap_or_default(),
+                    consumer_pid: record.consumer_pid.clone().unwrap_or_default(),
+                    reason: Reason::said(side.as_str(), note.clone()),
+                },
+            ),
+            TransferStep::Request => {
+                return Err(ContractError::BadMessage(
+                    "a transfer is requested with POST /api/transfers".into(),
+                ));
+            }
+        };
+        if matches!(step, TransferStep::Suspend | TransferStep::Terminate) {
+            record.reason = Some(note.clone());
+        }
+        let local = record.counterparty_url.is_none();
+        self.save_transfer(
+            &mut record,
+            if local { "node" } else { "sent" },
+            (!local).then_some(message.type_name()),
+            format!("{}: {note}", step.message()),
+        )?;
+        self.send_transfer(&record, path, &message);
+        Ok(record)
+    }
+
+    /// A fresh data-plane token for a started transfer, after re-evaluating its agreement.
+    pub fn refresh_token(&self, principal: &Principal, id: &str) -> Result<Json> {
+        let record = self.transfer(id)?;
+        if !self.may_see_transfer(principal, &record) || record.side != Side::Provider {
+            return Err(ContractError::NotFound {
+                what: "transfer process".into(),
+            });
+        }
+        if record.state != TransferState::Started {
+            return Err(ContractError::Conflict(format!(
+                "the transfer is {}; tokens are issued only while it is STARTED",
+                record.state
+            )));
+        }
+        let agreement = self.agreement(&record.agreement)?;
+        self.still_permitted(&agreement)
+            .map_err(|why| ContractError::Forbidden(format!("no new token: {why}")))?;
+        Ok(json!({
+            "token": self.data_token(&record)?,
+            "expires_in": self.options.data_token_lifetime.as_secs(),
+        }))
+    }
+
+    /// Ends every running transfer whose agreement no longer permits use (expiry), telling
+    /// the consumer. Called periodically.
+    pub fn end_expired_transfers(self: &Arc<Self>) -> Result<usize> {
+        let now = self.now();
+        let running: Vec<TransferRecord> = self
+            .store
+            .all::<TransferRecord>(Kind::Transfer)?
+            .into_iter()
+            .filter(|t| {
+                t.side == Side::Provider
+                    && matches!(t.state, TransferState::Started | TransferState::Suspended)
+            })
+            .collect();
+        let mut ended = 0;
+        for transfer in running {
+            let Ok(agreement) = self.agreement(&transfer.agreement) else {
+                continue;
+            };
+            let expired = agreement
+                .expires
+                .as_deref()
+                .and_then(|e| DateTime::parse_from_rfc3339(e).ok())
+                .is_some_and(|e| e.with_timezone(&Utc) < now);
+            if !expired {
+                continue;
+            }
+            let _guard = self.store.lock();
+            let mut record = self.transfer(&transfer.id)?;
+            if !matches!(
+                record.state,
+                TransferState::Started | TransferState::Suspended
+            ) {
+                continue;
+            }
+            let why = format!(
+                "the agreement {} expired at {}",
+                agreement.id,
+                agreement.expires.as_deref().unwrap_or_default()
+            );
+            record.state = record
+                .state
+                .after(TransferStep::Terminate, Side::Provider)?;
+            record.reason = Some(why.clone());
+            let local = record.counterparty_url.is_none();
+            self.save_transfer(
+                &mut record,
+                if local { "node" } else { "sent" },
+                (!local).then_some("TransferTerminationMessage"),
+                why.clone(),
+            )?;
+            self.send_transfer(
+                &record,
+                "termination",
+                &Message::TransferTermination {
+                    provider_pid: record.id.clone(),
+                    consumer_pid: record.consumer_pid.clone().unwrap_or_default(),
+                    reason: Reason::said("expired", why),
+                },
+            );
+            ended += 1;
+        }
+        Ok(ended)
+    }
+
+    /// Whether a data-plane request under `agreement` by `subject` may proceed now (for the
+    /// data plane): the agreement exists, is the subject's, and still permits use.
+    pub fn check_release(&self, subject: &str, agreement: &str) -> Result<AgreementRecord> {
+        let record = self.agreement(agreement)?;
+        if record.side != Side::Provider
+            || (record.assignee != subject && record.requester.as_deref() != Some(subject))
+        {
+            return Err(ContractError::NotFound {
+                what: "agreement".into(),
+            });
+        }
+        self.still_permitted(&record)
+            .map_err(ContractError::Forbidden)?;
+        Ok(record)
+    }
+}
+
+/// The DPV IRI a purpose names: an IRI, or `dpv:Name`.
+fn expand_purpose(purpose: &str) -> Result<NamedNode> {
+    let iri = match purpose.strip_prefix("dpv:") {
+        Some(local) => format!("{}{local}", policy::vocab::DPV),
+        None => purpose.to_owned(),
+    };
+    NamedNode::new(&iri).map_err(|_| {
+        ContractError::BadMessage(format!(
+            "the purpose `{}` is not an IRI; name a DPV purpose such as dpv:AcademicResearch",
+            purpose.chars().take(100).collect::<String>()
+        ))
+    })
+}
+
+/// The dataset id inside one of this node's offer ids.
+fn dataset_of_offer_id(offer: &str) -> Option<String> {
+    let rest = offer.strip_prefix("urn:agora:offer:")?;
+    let (dataset, _) = rest.rsplit_once(':')?;
+    Some(dataset.to_owned())
+}
+
+/// The refusal a denial stands for: its reasons and the constraints that failed.
+fn refusal_of(decision: &policy::Decision) -> Refusal {
+    let failed_constraints = decision
+        .rules
+        .iter()
+        .filter(|r| !r.active)
+        .flat_map(|r| r.constraints.iter().chain(&r.refinements))
+        .filter(|c| c.state != Satisfaction::Satisfied)
+        .map(policy::ConstraintReport::sentence)
+        .collect();
+    Refusal {
+        by: "provider".into(),
+        reason: if decision.reasons.is_empty() {
+            "the policy does not permit this use".into()
+        } else {
+            decision.reasons.join("; ")
+        },
+        failed_constraints,
+    }
+}
+
+/// Characters that cannot stand in a URL path segment as they are.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+fn encode(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string()
+}
