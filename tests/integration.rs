@@ -14,6 +14,10 @@ mod common;
 mod conformance;
 #[path = "integration/demo.rs"]
 mod demo;
+#[path = "integration/dsp_peer.rs"]
+mod dsp_peer;
+#[path = "integration/dsp_tck.rs"]
+mod dsp_tck;
 #[path = "integration/durability.rs"]
 mod durability;
 #[path = "integration/hostile.rs"]

@@ -208,6 +208,9 @@ struct Offered {
     offers: Vec<(Policy, Json)>,
 }
 
+/// Every offered dataset by id, as built for one catalogue generation.
+type OfferedCatalog = Arc<Vec<(String, Offered)>>;
+
 /// The contracts service.
 pub struct Contracts {
     options: ContractsOptions,
@@ -217,7 +220,7 @@ pub struct Contracts {
     clock: SharedClock,
     evaluator: Evaluator,
     outbox: Outbox,
-    offered: Mutex<Option<(u64, Arc<Vec<(String, Offered)>>)>>,
+    offered: Mutex<Option<(u64, OfferedCatalog)>>,
 }
 
 impl std::fmt::Debug for Contracts {
@@ -287,7 +290,7 @@ impl Contracts {
     // ---------------------------------------------------------------- catalogue
 
     /// Every local dataset with at least one offer, built once per catalogue generation.
-    fn offered_datasets(&self) -> Result<Arc<Vec<(String, Offered)>>> {
+    fn offered_datasets(&self) -> Result<OfferedCatalog> {
         let generation = self.catalog.generation();
         if let Some((cached, datasets)) = &*self.offered.lock().unwrap_or_else(|p| p.into_inner())
             && *cached == generation
@@ -999,7 +1002,7 @@ impl Contracts {
             "the consumer asked for an offer",
         )?;
         drop(_guard);
-        self.decide_later(record.id.clone());
+        self.decide_now(&record.id)?;
         Ok(messages::negotiation_json(
             &record.id,
             record.consumer_pid.as_deref().unwrap_or_default(),
@@ -1007,13 +1010,10 @@ impl Contracts {
         ))
     }
 
-    fn decide_later(self: &Arc<Self>, id: String) {
-        let contracts = self.clone();
-        self.outbox.submit(Box::new(move || {
-            if let Err(error) = contracts.act_as_provider(&id, false) {
-                tracing::error!(%error, negotiation = %id, "provider decision failed");
-            }
-        }));
+    /// Decides as provider before the message that prompted it is acknowledged, so that the
+    /// acknowledgement means the node's answer is settled (only the sending is queued).
+    fn decide_now(self: &Arc<Self>, id: &str) -> Result<()> {
+        self.act_as_provider(id, false)
     }
 
     /// Checks that `principal` is the counter-party of a process and the pids match.
@@ -1130,7 +1130,7 @@ impl Contracts {
                     "the consumer made a counter-offer",
                 )?;
                 drop(guard);
-                self.decide_later(record.id.clone());
+                self.decide_now(&record.id)?;
             }
             Message::NegotiationEvent {
                 event: EventType::Accepted,
@@ -1145,7 +1145,7 @@ impl Contracts {
                     "the consumer accepted the offer",
                 )?;
                 drop(guard);
-                self.decide_later(record.id.clone());
+                self.decide_now(&record.id)?;
             }
             Message::AgreementVerification { .. } => {
                 record.state = record.state.after(NegotiationStep::Verify, sender)?;
@@ -1155,6 +1155,37 @@ impl Contracts {
                     Some(type_name),
                     "the consumer verified the agreement",
                 )?;
+                if self.catalog.record(&record.dataset)?.is_none() {
+                    let why = format!(
+                        "dataset {} was withdrawn before the agreement was finalized",
+                        record.dataset
+                    );
+                    record.state = record
+                        .state
+                        .after(NegotiationStep::Terminate, Side::Provider)?;
+                    record.refusal = Some(Refusal {
+                        by: "provider".into(),
+                        reason: why.clone(),
+                        failed_constraints: Vec::new(),
+                    });
+                    self.save_negotiation(
+                        &mut record,
+                        "sent",
+                        Some("ContractNegotiationTerminationMessage"),
+                        format!("terminated: {why}"),
+                    )?;
+                    drop(guard);
+                    self.send_to_consumer(
+                        &record,
+                        "termination",
+                        &Message::NegotiationTermination {
+                            provider_pid: record.id.clone(),
+                            consumer_pid: record.consumer_pid.clone().unwrap_or_default(),
+                            reason: Reason::said("withdrawn", why),
+                        },
+                    );
+                    return Ok(());
+                }
                 record.state = record
                     .state
                     .after(NegotiationStep::Finalize, Side::Provider)?;
@@ -1200,7 +1231,7 @@ impl Contracts {
                     "the provider made an offer",
                 )?;
                 drop(guard);
-                self.consumer_answer_later(record.id.clone());
+                self.consumer_answer_now(&record.id)?;
             }
             Message::ContractAgreement { agreement, .. } => {
                 record.state = record.state.after(NegotiationStep::Agree, sender)?;
@@ -1251,7 +1282,7 @@ impl Contracts {
                     format!("the provider sent agreement {agreement_id}"),
                 )?;
                 drop(guard);
-                self.consumer_answer_later(record.id.clone());
+                self.consumer_answer_now(&record.id)?;
             }
             Message::NegotiationEvent {
                 event: EventType::Finalized,
@@ -1349,13 +1380,9 @@ impl Contracts {
 
     // ---------------------------------------------------------------- consumer decisions
 
-    fn consumer_answer_later(self: &Arc<Self>, id: String) {
-        let contracts = self.clone();
-        self.outbox.submit(Box::new(move || {
-            if let Err(error) = contracts.act_as_consumer(&id) {
-                tracing::error!(%error, negotiation = %id, "consumer decision failed");
-            }
-        }));
+    /// Decides as consumer before the provider's message is acknowledged.
+    fn consumer_answer_now(self: &Arc<Self>, id: &str) -> Result<()> {
+        self.act_as_consumer(id)
     }
 
     fn act_as_consumer(self: &Arc<Self>, id: &str) -> Result<()> {
@@ -1870,15 +1897,49 @@ impl Contracts {
     ) -> Result<NegotiationRecord> {
         let _guard = self.store.lock();
         let mut record = self.negotiation_for(principal, id)?;
-        if record.requester.as_deref() != Some(principal.subject.as_str()) {
+        let is_requester = record.requester.as_deref() == Some(principal.subject.as_str());
+        let is_holder = record.side == Side::Provider && self.is_holder(principal, &record.dataset);
+        if !is_requester && !is_holder {
             return Err(ContractError::Forbidden(
-                "only the person who asked ends a negotiation this way".into(),
+                "a negotiation is ended here by the person who asked or by the dataset's holder"
+                    .into(),
             ));
         }
-        let why = note.unwrap_or_else(|| "the requester withdrew".into());
         match record.side {
-            Side::Consumer => self.consumer_terminate(&mut record, &why)?,
+            Side::Consumer => {
+                let why = note.unwrap_or_else(|| "the requester withdrew".into());
+                self.consumer_terminate(&mut record, &why)?;
+            }
+            Side::Provider if is_holder && !is_requester => {
+                let why = note.unwrap_or_else(|| "the data holder ended the negotiation".into());
+                record.state = record
+                    .state
+                    .after(NegotiationStep::Terminate, Side::Provider)?;
+                record.waiting = None;
+                record.refusal = Some(Refusal {
+                    by: "provider".into(),
+                    reason: why.clone(),
+                    failed_constraints: Vec::new(),
+                });
+                let remote = record.counterparty_url.is_some();
+                self.save_negotiation(
+                    &mut record,
+                    if remote { "sent" } else { "node" },
+                    remote.then_some("ContractNegotiationTerminationMessage"),
+                    format!("terminated by the data holder: {why}"),
+                )?;
+                self.send_to_consumer(
+                    &record,
+                    "termination",
+                    &Message::NegotiationTermination {
+                        provider_pid: record.id.clone(),
+                        consumer_pid: record.consumer_pid.clone().unwrap_or_default(),
+                        reason: Reason::said("holder", why),
+                    },
+                );
+            }
             Side::Provider => {
+                let why = note.unwrap_or_else(|| "the requester withdrew".into());
                 record.state = record
                     .state
                     .after(NegotiationStep::Terminate, Side::Consumer)?;
@@ -2056,51 +2117,111 @@ impl Contracts {
         ))
     }
 
-    /// Re-evaluates the agreement and starts the transfer (or terminates it, saying why).
+    /// Re-evaluates the agreement and starts the transfer (or terminates it, saying why). A
+    /// transfer with a remote consumer is STARTED once the consumer acknowledged the
+    /// `TransferStartMessage` (the consumer never reacts to it on its own, so nothing races).
     fn start_as_provider(self: &Arc<Self>, id: &str) -> Result<()> {
-        let _guard = self.store.lock();
+        let guard = self.store.lock();
         let mut record = self.transfer(id)?;
         if record.state != TransferState::Requested {
             return Ok(());
         }
         let agreement = self.agreement(&record.agreement)?;
-        match self.still_permitted(&agreement) {
-            Ok(()) => {
-                record.state = record.state.after(TransferStep::Start, Side::Provider)?;
-                let address = self.data_address(&record)?;
-                let local = record.counterparty_url.is_none();
-                self.save_transfer(&mut record, if local { "node" } else { "sent" }, (!local).then_some("TransferStartMessage"), "started: the data-plane endpoint and a token bound to the agreement were issued")?;
-                self.send_transfer(
-                    &record,
-                    "start",
-                    &Message::TransferStart {
-                        provider_pid: record.id.clone(),
-                        consumer_pid: record.consumer_pid.clone().unwrap_or_default(),
-                        data_address: Some(address.clone()),
-                    },
-                );
-                record.data_address = Some(address);
+        let verdict = if self.catalog.record(&agreement.dataset)?.is_none() {
+            Err(format!("dataset {} was withdrawn", agreement.dataset))
+        } else {
+            self.still_permitted(&agreement)
+        };
+        if let Err(why) = verdict {
+            record.state = record
+                .state
+                .after(TransferStep::Terminate, Side::Provider)?;
+            record.reason = Some(why.clone());
+            let local = record.counterparty_url.is_none();
+            self.save_transfer(
+                &mut record,
+                if local { "node" } else { "sent" },
+                (!local).then_some("TransferTerminationMessage"),
+                format!("refused at transfer start: {why}"),
+            )?;
+            self.send_transfer(
+                &record,
+                "termination",
+                &Message::TransferTermination {
+                    provider_pid: record.id.clone(),
+                    consumer_pid: record.consumer_pid.clone().unwrap_or_default(),
+                    reason: Reason::said("policy", why),
+                },
+            );
+            return Ok(());
+        }
+        let next = record.state.after(TransferStep::Start, Side::Provider)?;
+        let address = self.data_address(&record)?;
+        let Some(base) = record.counterparty_url.clone() else {
+            record.state = next;
+            return self.save_transfer(
+                &mut record,
+                "node",
+                None,
+                "started: the data-plane endpoint and a token bound to the agreement were issued",
+            );
+        };
+        drop(guard);
+        let message = Message::TransferStart {
+            provider_pid: record.id.clone(),
+            consumer_pid: record.consumer_pid.clone().unwrap_or_default(),
+            data_address: Some(address),
+        };
+        let url = format!(
+            "{}/transfers/{}/start",
+            base.trim_end_matches('/'),
+            encode(record.consumer_pid.as_deref().unwrap_or_default())
+        );
+        let outcome = self
+            .node_token(record.participant.as_deref().unwrap_or(&url), &Map::new())
+            .and_then(|token| outbound::call(&url, &token, Some(&message.to_json())));
+        let _guard = self.store.lock();
+        let mut record = self.transfer(id)?;
+        match outcome {
+            Ok(answer) if (200..300).contains(&answer.status) => {
+                if record.state == TransferState::Requested {
+                    record.state = next;
+                    self.save_transfer(
+                        &mut record,
+                        "sent",
+                        Some("TransferStartMessage"),
+                        "started: the consumer acknowledged the data-plane endpoint and its token",
+                    )?;
+                }
             }
-            Err(why) => {
-                record.state = record
-                    .state
-                    .after(TransferStep::Terminate, Side::Provider)?;
-                record.reason = Some(why.clone());
-                self.save_transfer(
-                    &mut record,
-                    "sent",
-                    Some("TransferTerminationMessage"),
-                    format!("refused at transfer start: {why}"),
+            Ok(answer) => {
+                let state = record.state.to_string();
+                let event = self.event(
+                    Kind::Transfer,
+                    id,
+                    &state,
+                    "node",
+                    Some("TransferStartMessage"),
+                    format!(
+                        "the consumer refused the start message ({}); the transfer stays {state}",
+                        answer.status
+                    ),
                 )?;
-                self.send_transfer(
-                    &record,
-                    "termination",
-                    &Message::TransferTermination {
-                        provider_pid: record.id.clone(),
-                        consumer_pid: record.consumer_pid.clone().unwrap_or_default(),
-                        reason: Reason::said("policy", why),
-                    },
-                );
+                self.store
+                    .put(Kind::Transfer, id, &record, &[], Some(&event))?;
+            }
+            Err(error) => {
+                let state = record.state.to_string();
+                let event = self.event(
+                    Kind::Transfer,
+                    id,
+                    &state,
+                    "node",
+                    Some("TransferStartMessage"),
+                    format!("the start message was not delivered: {error}"),
+                )?;
+                self.store
+                    .put(Kind::Transfer, id, &record, &[], Some(&event))?;
             }
         }
         Ok(())

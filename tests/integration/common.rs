@@ -266,6 +266,11 @@ pub struct Response {
 }
 
 impl Response {
+    /// Reads an exchange made outside the harness (e.g. on another thread).
+    pub fn from_result(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Self {
+        Self::from(result)
+    }
+
     fn from(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Self {
         let mut response = result.expect("HTTP exchange");
         let status = response.status().as_u16();
