@@ -34,6 +34,10 @@ enum Command {
     Publish(PublishArgs),
     /// Run a SPARQL query against a node and print the results.
     Query(QueryArgs),
+    /// Negotiate access to a dataset (prints the agreement, or the refusal and why).
+    Negotiate(NegotiateArgs),
+    /// Start a transfer under an agreement (prints the data-plane endpoint and token).
+    Pull(PullArgs),
     /// Load an RDF file (reference data, vocabularies) into a public named graph of a stopped
     /// node's store.
     Load(LoadArgs),
@@ -85,6 +89,40 @@ enum LogFormat {
     Text,
 }
 
+#[derive(Args)]
+struct NegotiateArgs {
+    /// The dataset: its id or IRI on the node, or its id at `--provider`.
+    dataset: String,
+    /// What the data will be used for: a DPV purpose, e.g. dpv:AcademicResearch.
+    #[arg(long)]
+    purpose: Option<String>,
+    /// The offer id (default: the dataset's first offer).
+    #[arg(long)]
+    offer: Option<String>,
+    /// The DSP base URL of another node that holds the dataset.
+    #[arg(long)]
+    provider: Option<String>,
+    /// The node's base URL.
+    #[arg(long, env = "AGORA_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Your bearer token.
+    #[arg(long, env = "AGORA_TOKEN")]
+    token: String,
+}
+
+#[derive(Args)]
+struct PullArgs {
+    /// The agreement id.
+    #[arg(long)]
+    agreement: String,
+    /// The node's base URL.
+    #[arg(long, env = "AGORA_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Your bearer token.
+    #[arg(long, env = "AGORA_TOKEN")]
+    token: String,
+}
+
 #[derive(Subcommand)]
 enum TokenCommand {
     /// Print a signed development token.
@@ -104,6 +142,13 @@ enum TokenCommand {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
+    },
+    /// Print the development issuer's name and public key (PEM), for a peer's
+    /// `trusted_issuers`.
+    PublicKey {
+        /// The data directory of the node.
+        #[arg(long, env = "AGORA_DATA_DIR", default_value = "agora-data")]
+        data_dir: PathBuf,
     },
 }
 
@@ -159,6 +204,8 @@ fn main() -> anyhow::Result<()> {
         Command::Token { command } => token(command),
         Command::Publish(args) => publish(args),
         Command::Query(args) => query(args),
+        Command::Negotiate(args) => negotiate(args),
+        Command::Pull(args) => pull(args),
         Command::Load(args) => load(args),
         Command::SparqlWorker => Ok(sparql::worker_main()?),
     }
@@ -240,13 +287,23 @@ fn init_logging(format: LogFormat) {
 }
 
 fn token(command: TokenCommand) -> anyhow::Result<()> {
-    let TokenCommand::Issue {
-        data_dir,
-        sub,
-        roles,
-        claims,
-        ttl,
-    } = command;
+    let (data_dir, sub, roles, claims, ttl) = match command {
+        TokenCommand::Issue {
+            data_dir,
+            sub,
+            roles,
+            claims,
+            ttl,
+        } => (data_dir, sub, roles, claims, ttl),
+        TokenCommand::PublicKey { data_dir } => {
+            let id = identity::node_id(&data_dir)?;
+            let issuer = DevIssuer::load_or_create(&data_dir, &id)?;
+            say!("# issuer: {}", issuer.issuer());
+            say!("# node: {id}");
+            say!("{}", issuer.public_key_pem().trim_end());
+            return Ok(());
+        }
+    };
     let roles = roles
         .iter()
         .map(|r| r.parse::<Role>())
@@ -278,6 +335,101 @@ fn load(args: LoadArgs) -> anyhow::Result<()> {
     let triples = node.catalog.load_graph(&args.graph, &body, syntax)?;
     say!("loaded {triples} triples into <{}>", args.graph);
     Ok(())
+}
+
+/// Sends a JSON body to the node and reads the JSON answer: `(status, body)`.
+fn post_json(
+    url: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let mut response = http_agent()
+        .post(url)
+        .header("Authorization", format!("Bearer {token}"))
+        .content_type("application/json")
+        .send(body.to_string().as_bytes())
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string()?;
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    Ok((status, json))
+}
+
+fn negotiate(args: NegotiateArgs) -> anyhow::Result<()> {
+    let mut body = serde_json::json!({"dataset": args.dataset});
+    for (key, value) in [
+        ("purpose", args.purpose),
+        ("offer", args.offer),
+        ("provider", args.provider),
+    ] {
+        if let Some(value) = value {
+            body[key] = value.into();
+        }
+    }
+    let url = format!("{}/api/negotiations", args.url.trim_end_matches('/'));
+    let (status, answer) = post_json(&url, &args.token, &body)?;
+    let pretty = serde_json::to_string_pretty(&answer).unwrap_or_default();
+    match status {
+        201 => {
+            say!(
+                "agreed: agreement {}",
+                answer["agreement"]["id"].as_str().unwrap_or("?")
+            );
+            say!("{pretty}");
+            Ok(())
+        }
+        202 => {
+            say!(
+                "pending: negotiation {} is {}{}",
+                answer["id"].as_str().unwrap_or("?"),
+                answer["state"].as_str().unwrap_or("?"),
+                answer["waiting"]
+                    .as_str()
+                    .map(|w| format!(" ({w})"))
+                    .unwrap_or_default()
+            );
+            say!("{pretty}");
+            Ok(())
+        }
+        _ => bail!(
+            "refused ({status}): {}",
+            answer["detail"]
+                .as_str()
+                .map_or(pretty.clone(), str::to_owned)
+        ),
+    }
+}
+
+fn pull(args: PullArgs) -> anyhow::Result<()> {
+    let url = format!("{}/api/transfers", args.url.trim_end_matches('/'));
+    let (status, answer) = post_json(
+        &url,
+        &args.token,
+        &serde_json::json!({"agreement": args.agreement}),
+    )?;
+    let pretty = serde_json::to_string_pretty(&answer).unwrap_or_default();
+    match status {
+        201 => {
+            say!("transfer {} started", answer["id"].as_str().unwrap_or("?"));
+            say!("endpoint: {}", answer["endpoint"].as_str().unwrap_or("?"));
+            say!("token: {}", answer["token"].as_str().unwrap_or("?"));
+            say!(
+                "refresh: POST {}",
+                answer["refresh"]["url"].as_str().unwrap_or("?")
+            );
+            Ok(())
+        }
+        202 => {
+            say!("transfer requested, not started yet:\n{pretty}");
+            Ok(())
+        }
+        _ => bail!(
+            "the transfer was refused ({status}): {}",
+            answer["detail"]
+                .as_str()
+                .map_or(pretty.clone(), str::to_owned)
+        ),
+    }
 }
 
 /// The RDF syntax of a file, from its extension.

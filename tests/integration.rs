@@ -12,6 +12,8 @@ mod cli;
 mod common;
 #[path = "integration/conformance.rs"]
 mod conformance;
+#[path = "integration/contracts.rs"]
+mod contracts;
 #[path = "integration/demo.rs"]
 mod demo;
 #[path = "integration/dsp_peer.rs"]

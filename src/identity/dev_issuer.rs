@@ -112,6 +112,12 @@ impl DevIssuer {
         })
     }
 
+    /// The public key as PEM (SPKI), what a peer puts in its `trusted_issuers` to accept what
+    /// this node signs.
+    pub fn public_key_pem(&self) -> &str {
+        std::str::from_utf8(&self.public_pem).unwrap_or_default()
+    }
+
     /// The public key as a JWK, published in the node's JWKS.
     pub fn public_jwk(&self) -> Value {
         json!({

@@ -110,6 +110,14 @@ impl TestNode {
         self.stdout_lines = lines;
     }
 
+    /// Stops the node (SIGTERM) and starts it again on the same data directory with more
+    /// flags.
+    pub fn restart_with(&mut self, args: &[String]) {
+        self.terminate();
+        self.options.args.extend_from_slice(args);
+        self.start_again();
+    }
+
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = i32::try_from(self.child.id()).expect("pid");
