@@ -15,6 +15,7 @@
 //! makes an acknowledged write survive `kill -9`. A crash between the two steps leaves a
 //! private record without a public graph (never acknowledged); [`Catalog::open`] removes it.
 
+mod access;
 mod export;
 mod model;
 mod search;
@@ -22,6 +23,7 @@ mod shapes;
 pub mod sparql;
 mod vocab;
 
+pub use access::{ACCESS_POLICY, Viewer};
 pub use export::{ExportFormat, JsonLdContext, serialize};
 pub use model::{DatasetSummary, terms};
 pub use search::{FACETS, SearchItem, SearchQuery, SearchResults};
@@ -222,6 +224,7 @@ pub struct Catalog {
     write_lock: Mutex<()>,
     generation: AtomicU64,
     exports: Mutex<ExportCache>,
+    restricted: Mutex<Option<(u64, access::Restricted)>>,
 }
 
 /// Serialised descriptions, valid for the catalogue generation they were made in. Bounded by
@@ -321,6 +324,7 @@ impl Catalog {
             write_lock: Mutex::new(()),
             generation: AtomicU64::new(0),
             exports: Mutex::new(ExportCache::default()),
+            restricted: Mutex::new(None),
         };
         catalog.store_vocabularies()?;
         catalog.remove_orphan_records()?;
@@ -735,8 +739,15 @@ impl Catalog {
             }
         };
         let summary = DatasetSummary::from_graph(&graph, id, dataset.as_ref(), "local");
+        let offers: HashSet<Term> = graph
+            .objects_for_subject_predicate(dataset.as_ref(), ODRL_HAS_POLICY)
+            .map(TermRef::into_owned)
+            .collect();
         let policies = policy::policies_in_triples(graph.iter().map(|t| t.into_owned()))
-            .map_err(|e| CatalogError::Internal(format!("dataset {id}: {e}")))?;
+            .map_err(|e| CatalogError::Internal(format!("dataset {id}: {e}")))?
+            .into_iter()
+            .filter(|p| offers.contains(&Term::NamedNode(p.uid.clone())))
+            .collect();
         Ok((summary, policies))
     }
 
@@ -839,7 +850,12 @@ impl Catalog {
 
     /// The catalogue as one `dcat:Catalog` graph, with the page `[offset, offset + limit)` of
     /// datasets fully described. Returns the graph and the total number of datasets.
-    pub fn catalog_page(&self, limit: usize, offset: usize) -> Result<(Graph, usize)> {
+    pub fn catalog_page(
+        &self,
+        limit: usize,
+        offset: usize,
+        viewer: &Viewer,
+    ) -> Result<(Graph, usize)> {
         let catalog_iri = format!("{}/catalog", self.options.public_url);
         let mut graph = Graph::new();
         let parser = oxigraph::io::RdfParser::from_format(oxigraph::io::RdfFormat::Turtle)
@@ -850,7 +866,9 @@ impl Catalog {
             graph.insert(&Triple::from(quad));
         }
         let catalog = NamedNode::new_unchecked(catalog_iri);
-        let ids = self.ids()?;
+        let hidden = self.hidden_from(viewer)?;
+        let mut ids = self.ids()?;
+        ids.retain(|id| !hidden.contains(id));
         let total = ids.len();
         for id in ids.iter().skip(offset).take(limit) {
             let dataset_graph = self.graph(local_graph(id).as_ref())?;
@@ -879,8 +897,9 @@ impl Catalog {
     }
 
     /// Full-text search with facets.
-    pub fn search(&self, query: &SearchQuery) -> Result<SearchResults> {
-        self.index.search(query)
+    pub fn search(&self, query: &SearchQuery, viewer: &Viewer) -> Result<SearchResults> {
+        let hidden = self.hidden_from(viewer)?;
+        self.index.search(query, &hidden)
     }
 
     fn shapes_for(&self, graph: &Graph) -> &ShapeSet {
@@ -1182,6 +1201,7 @@ fn attach_policies(
     let mut violations = Vec::new();
     let referenced: Vec<Term> = graph
         .objects_for_subject_predicate(dataset, ODRL_HAS_POLICY)
+        .chain(graph.objects_for_subject_predicate(dataset, ACCESS_POLICY))
         .map(TermRef::into_owned)
         .collect();
     let mut uids = Vec::new();

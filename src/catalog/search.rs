@@ -220,7 +220,13 @@ impl SearchIndex {
     }
 
     /// Runs a search.
-    pub fn search(&self, query: &SearchQuery) -> Result<SearchResults, CatalogError> {
+    /// Runs `query` over every dataset but the `hidden` ones (restricted datasets the requester
+    /// may not see), so that totals and facet counts leave them out too.
+    pub fn search(
+        &self,
+        query: &SearchQuery,
+        hidden: &std::collections::HashSet<String>,
+    ) -> Result<SearchResults, CatalogError> {
         let f = self.fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let free_text = query.text.trim();
@@ -250,6 +256,20 @@ impl SearchIndex {
                 Occur::Must,
                 Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
             ));
+        }
+        if !hidden.is_empty() {
+            if clauses.is_empty() {
+                clauses.push((Occur::Must, Box::new(AllQuery)));
+            }
+            for id in hidden {
+                clauses.push((
+                    Occur::MustNot,
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(f.id, id),
+                        IndexRecordOption::Basic,
+                    )),
+                ));
+            }
         }
         let query_obj: Box<dyn Query> = if clauses.is_empty() {
             Box::new(AllQuery)

@@ -300,12 +300,11 @@ impl SparqlService {
         let path = self
             .snapshots_dir
             .join(format!("{generation}-{}", uuid::Uuid::new_v4().simple()));
-        let store = self.catalog.store().clone();
+        let catalog = self.catalog.clone();
         let target = path.clone();
-        tokio::task::spawn_blocking(move || store.backup(&target))
+        tokio::task::spawn_blocking(move || public_checkpoint(&catalog, &target))
             .await
-            .map_err(|e| QueryError::Internal(e.to_string()))?
-            .map_err(|e| QueryError::Internal(format!("checkpoint: {e}")))?;
+            .map_err(|e| QueryError::Internal(e.to_string()))??;
         let snapshot = Arc::new(Snapshot { generation, path });
         if let Ok(mut current) = self.current.lock() {
             *current = Some(snapshot.clone());
@@ -585,4 +584,23 @@ impl Write for CappedWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// A checkpoint of the public catalogue for SPARQL: the store as it is, less the graphs of
+/// restricted datasets (those with an access policy), which the public endpoint never serves.
+fn public_checkpoint(catalog: &Catalog, target: &std::path::Path) -> Result<(), QueryError> {
+    let failed = |e: &dyn std::fmt::Display| QueryError::Internal(format!("checkpoint: {e}"));
+    let restricted = catalog.restricted_ids().map_err(|e| failed(&e))?;
+    catalog.store().backup(target).map_err(|e| failed(&e))?;
+    if restricted.is_empty() {
+        return Ok(());
+    }
+    let checkpoint = Store::open(target).map_err(|e| failed(&e))?;
+    for id in restricted {
+        let graph = oxigraph::model::NamedNode::new_unchecked(format!("urn:agora:local:{id}"));
+        checkpoint
+            .remove_named_graph(graph.as_ref())
+            .map_err(|e| failed(&e))?;
+    }
+    checkpoint.flush().map_err(|e| failed(&e))
 }

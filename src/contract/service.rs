@@ -17,8 +17,8 @@ use super::outbound::{self, AddressPolicy, Outbox};
 use super::state::{NegotiationState, NegotiationStep, Side, TransferState, TransferStep};
 use super::store::{ContractStore, Event, Kind};
 use super::{ContractError, Result};
-use crate::catalog::Catalog;
 use crate::catalog::DatasetSummary;
+use crate::catalog::{Catalog, Viewer};
 use crate::clock::SharedClock;
 use crate::identity::{DevIssuer, Principal, TokenRequest};
 use crate::policy::{self, Evaluator, Policy, Request, Satisfaction, Usage};
@@ -327,6 +327,22 @@ impl Contracts {
         Ok(Some(Offered { summary, offers }))
     }
 
+    /// Resolves a dataset named by id or IRI to its local id, if `principal` may see it (a
+    /// dataset whose access policy they fail does not exist for them).
+    fn visible_dataset_id(&self, principal: &Principal, name: &str) -> Result<String> {
+        let id = self.local_dataset_id(name)?;
+        if self
+            .catalog
+            .is_visible(&id, &Viewer::with_claims(principal.claims()))?
+        {
+            Ok(id)
+        } else {
+            Err(ContractError::NotFound {
+                what: format!("dataset {}", name.chars().take(200).collect::<String>()),
+            })
+        }
+    }
+
     /// Resolves a dataset named by id or IRI to its local id.
     fn local_dataset_id(&self, name: &str) -> Result<String> {
         if crate::catalog::is_valid_id(name) && self.catalog.record(name)?.is_some() {
@@ -372,11 +388,16 @@ impl Contracts {
     /// The DSP catalogue page for `principal`: `(catalog, total)`.
     pub fn dsp_catalog(
         &self,
-        _principal: &Principal,
+        principal: &Principal,
         offset: usize,
         limit: usize,
     ) -> Result<(Json, usize)> {
-        let datasets = self.offered_datasets()?;
+        let all = self.offered_datasets()?;
+        let hidden = self
+            .catalog
+            .hidden_from(&Viewer::with_claims(principal.claims()))?;
+        let datasets: Vec<&(String, Offered)> =
+            all.iter().filter(|(id, _)| !hidden.contains(id)).collect();
         let total = datasets.len();
         let page: Vec<Json> = datasets
             .iter()
@@ -404,8 +425,8 @@ impl Contracts {
     }
 
     /// One dataset as DSP shows it.
-    pub fn dsp_dataset(&self, _principal: &Principal, name: &str) -> Result<Json> {
-        let id = self.local_dataset_id(name)?;
+    pub fn dsp_dataset(&self, principal: &Principal, name: &str) -> Result<Json> {
+        let id = self.visible_dataset_id(principal, name)?;
         let offered = self
             .offered_dataset(&id)?
             .ok_or_else(|| ContractError::NotFound {
@@ -546,12 +567,6 @@ impl Contracts {
     }
 
     // ---------------------------------------------------------------- provider decisions
-
-    fn claims_of(principal: &Principal) -> Map<String, Json> {
-        let mut claims = principal.attributes.clone();
-        claims.insert("sub".into(), json!(principal.subject));
-        claims
-    }
 
     /// What the provider does with the offer on the table.
     fn verdict(&self, record: &NegotiationRecord, approved: bool) -> Result<Verdict> {
@@ -701,7 +716,12 @@ impl Contracts {
                     self.save_negotiation(&mut record, "node", None, why)?;
                 }
             }
-            Verdict::CounterOffer(offer) => {
+            Verdict::CounterOffer(mut offer) => {
+                // A catalogue offer has no `target`; the offer of a ContractOfferMessage names
+                // it (DSP 2025-1 contract-offer-message-schema.json).
+                if let (Json::Object(fields), Some(iri)) = (&mut offer, &record.dataset_iri) {
+                    fields.insert("target".into(), json!(iri));
+                }
                 record.state = record.state.after(NegotiationStep::Offer, Side::Provider)?;
                 record.offer = offer.clone();
                 record.counter_offers += 1;
@@ -954,7 +974,7 @@ impl Contracts {
             .ok_or_else(|| {
                 ContractError::BadMessage("the offer names no `target` dataset".into())
             })?;
-        let dataset = self.local_dataset_id(&target)?;
+        let dataset = self.visible_dataset_id(principal, &target)?;
         let offered = self
             .offered_dataset(&dataset)?
             .ok_or_else(|| ContractError::NotFound {
@@ -985,7 +1005,7 @@ impl Contracts {
                 .get("purpose")
                 .and_then(Json::as_str)
                 .map(str::to_owned),
-            claims: Self::claims_of(principal),
+            claims: principal.claims(),
             requester: None,
             agreement: None,
             waiting: None,
@@ -1551,7 +1571,7 @@ impl Contracts {
         principal: &Principal,
         request: NegotiationRequest,
     ) -> Result<NegotiationRecord> {
-        let dataset = self.local_dataset_id(&request.dataset)?;
+        let dataset = self.visible_dataset_id(principal, &request.dataset)?;
         let offered = self.offered_dataset(&dataset)?.ok_or_else(|| ContractError::NotFound {
             what: format!("dataset {dataset} (it is offered under no policy, so there is nothing to negotiate)"),
         })?;
@@ -1595,7 +1615,7 @@ impl Contracts {
             offer: offer.clone(),
             requested: offer,
             purpose: request.purpose.clone(),
-            claims: Self::claims_of(principal),
+            claims: principal.claims(),
             requester: Some(principal.subject.clone()),
             agreement: None,
             waiting: None,

@@ -73,3 +73,35 @@ impl FromRequest for Holder {
         }))
     }
 }
+
+/// A caller who may be anonymous: without an `Authorization` header, nobody; with one, the
+/// verified principal (a bad token is still refused). Reading the catalogue needs no token, but
+/// restricted datasets show only to requesters whose claims satisfy their access policy.
+#[derive(Debug, Clone)]
+pub struct MaybeCaller(pub Option<Principal>);
+
+impl MaybeCaller {
+    /// The caller as the catalogue sees them.
+    pub fn viewer(&self) -> crate::catalog::Viewer {
+        match &self.0 {
+            None => crate::catalog::Viewer::anonymous(),
+            Some(principal) => crate::catalog::Viewer::with_claims(principal.claims()),
+        }
+    }
+}
+
+impl FromRequest for MaybeCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if request
+            .headers()
+            .contains_key(actix_web::http::header::AUTHORIZATION)
+        {
+            ready(principal(request).map(|p| MaybeCaller(Some(p))))
+        } else {
+            ready(Ok(MaybeCaller(None)))
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! Catalogue routes: publish, read, replace and delete datasets, search, and the catalogue.
 
-use super::auth::Holder;
+use super::auth::{Holder, MaybeCaller};
 use super::error::{ApiError, Problem};
 use super::negotiate::choose;
 use crate::catalog::{
@@ -293,6 +293,7 @@ fn negotiate(request: &HttpRequest, format: Option<&str>) -> Result<Representati
         (status = 406, description = "No acceptable syntax", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn read(
+    caller: MaybeCaller,
     node: web::Data<Node>,
     id: web::Path<String>,
     query: web::Query<FormatParam>,
@@ -300,6 +301,9 @@ pub async fn read(
 ) -> Result<HttpResponse, ApiError> {
     let representation = negotiate(&request, query.format.as_deref())?;
     let id = id.into_inner();
+    if !node.catalog.is_visible(&id, &caller.viewer())? {
+        return Err(CatalogError::NotFound { id }.into());
+    }
     let response = match representation {
         Representation::Rdf(format) => {
             let body = match node.catalog.cached_export(&id, format) {
@@ -357,6 +361,7 @@ pub struct SearchParams {
         (status = 400, description = "Bad parameters", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn search(
+    caller: MaybeCaller,
     node: web::Data<Node>,
     params: web::Query<SearchParams>,
 ) -> Result<HttpResponse, ApiError> {
@@ -395,7 +400,8 @@ pub async fn search(
         offset,
     };
     let catalog = node.catalog.clone();
-    let results = web::block(move || catalog.search(&query)).await??;
+    let viewer = caller.viewer();
+    let results = web::block(move || catalog.search(&query, &viewer)).await??;
     Ok(HttpResponse::Ok().json(results))
 }
 
@@ -418,6 +424,7 @@ pub struct CatalogParams {
         (status = 406, description = "No acceptable syntax", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn catalog_page(
+    caller: MaybeCaller,
     node: web::Data<Node>,
     params: web::Query<CatalogParams>,
     request: HttpRequest,
@@ -434,7 +441,8 @@ pub async fn catalog_page(
     }
     let offset = params.offset.unwrap_or(0);
     let catalog = node.catalog.clone();
-    let (graph, total) = web::block(move || catalog.catalog_page(limit, offset)).await??;
+    let viewer = caller.viewer();
+    let (graph, total) = web::block(move || catalog.catalog_page(limit, offset, &viewer)).await??;
     let mut links = Vec::new();
     let page = |offset: usize| {
         format!(

@@ -52,6 +52,13 @@ impl Principal {
     pub fn has_role(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }
+
+    /// The claims policies test: the attributes, with `sub`.
+    pub fn claims(&self) -> serde_json::Map<String, Value> {
+        let mut claims = self.attributes.clone();
+        claims.insert("sub".into(), Value::String(self.subject.clone()));
+        claims
+    }
 }
 
 /// The registered claims, typed: a claim of the wrong JSON type fails deserialisation.

@@ -769,3 +769,123 @@ fn hostile_dsp_messages_change_nothing() {
         "the node called its own network"
     );
 }
+
+/// A dataset whose access policy a requester fails does not exist for them: not in DSP (catalog
+/// and dataset request, negotiation), not in search (items, totals, facets), not in the DCAT
+/// catalogue or the REST API, and never in public SPARQL; a requester who satisfies it sees it
+/// everywhere but SPARQL.
+#[test]
+fn restricted_datasets_are_invisible_to_those_who_fail_their_access_policy() {
+    let node = TestNode::start(Options::default());
+    let holder = node.token("grid-operator", Role::Holder, &[]);
+    let mut description = fixture("dataset.ttl");
+    description.extend_from_slice(
+        b"<https://energy.example/datasets/grid-load-2024> <https://w3id.org/agora/ns#accessPolicy> <https://w3id.org/agora/policies/eu-only> ;\n\
+          <http://www.w3.org/ns/odrl/2/hasPolicy> <https://w3id.org/agora/policies/open-data-attribution> .\n",
+    );
+    let published = node.send(
+        "POST",
+        "/api/datasets",
+        &[
+            ("Content-Type", "text/turtle"),
+            ("Authorization", &bearer(&holder)),
+        ],
+        &description,
+    );
+    assert_eq!(published.status, 201, "{}", published.text());
+    let id = published.json()["id"].as_str().unwrap().to_owned();
+    let open = String::from_utf8(fixture("dataset.ttl"))
+        .unwrap()
+        .replace("grid-load-2024", "grid-load-2025");
+    let published = node.send(
+        "POST",
+        "/api/datasets",
+        &[
+            ("Content-Type", "text/turtle"),
+            ("Authorization", &bearer(&holder)),
+        ],
+        open.as_bytes(),
+    );
+    assert_eq!(published.status, 201, "{}", published.text());
+
+    let european = researcher(&node, "alice", "FR");
+    let american = researcher(&node, "bob", "US");
+    for (token, visible) in [
+        (Some(&european), true),
+        (Some(&american), false),
+        (None, false),
+    ] {
+        let headers: Vec<(&str, String)> = token
+            .map(|t| ("Authorization", bearer(t)))
+            .into_iter()
+            .collect();
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let read = node.get(&format!("/api/datasets/{id}"), &headers);
+        assert_eq!(read.status == 200, visible, "GET: {}", read.status);
+        let search = node.get("/api/datasets?q=electricity", &headers).json();
+        assert_eq!(search["total"], if visible { 2 } else { 1 }, "{search}");
+        assert_eq!(
+            search.to_string().contains("grid-load-2024"),
+            visible,
+            "{search}"
+        );
+        let catalog = node
+            .get(
+                "/catalog",
+                &[headers.as_slice(), &[("Accept", "application/n-triples")]].concat(),
+            )
+            .text();
+        assert_eq!(catalog.contains("grid-load-2024"), visible);
+        if let Some(token) = token {
+            let dsp = node.send(
+                "POST",
+                "/dsp/catalog/request",
+                &[
+                    ("Authorization", &bearer(token)),
+                    ("Content-Type", "application/json"),
+                ],
+                json!({"@context": [CONTEXT], "@type": "CatalogRequestMessage"})
+                    .to_string()
+                    .as_bytes(),
+            );
+            assert_eq!(dsp.json().to_string().contains("grid-load-2024"), visible);
+            let entry = node.get(
+                &format!("/dsp/catalog/datasets/{id}"),
+                &[("Authorization", &bearer(token))],
+            );
+            assert_eq!(entry.status == 200, visible);
+            let negotiation = negotiate(&node, token, json!({"dataset": id}));
+            assert_eq!(
+                negotiation.status,
+                if visible { 201 } else { 404 },
+                "{}",
+                negotiation.text()
+            );
+        }
+        // Public SPARQL serves only unrestricted datasets, to everyone.
+        let sparql = node.send(
+            "POST",
+            "/sparql",
+            &[
+                headers.as_slice(),
+                &[
+                    ("Content-Type", "application/sparql-query"),
+                    ("Accept", "text/csv"),
+                ],
+            ]
+            .concat(),
+            b"SELECT ?d ?title WHERE { ?d <http://purl.org/dc/terms/title> ?title }",
+        );
+        assert_eq!(sparql.status, 200, "{}", sparql.text());
+        assert!(
+            sparql.text().contains("grid-load-2025"),
+            "the open dataset is served: {}",
+            sparql.text()
+        );
+        assert!(
+            !sparql.text().contains("grid-load-2024"),
+            "{}",
+            sparql.text()
+        );
+    }
+}
