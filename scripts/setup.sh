@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing agora needs on Debian, idempotently:
 # libclang (RocksDB's bindings), clang + mold (fast links), and the Python venv with the
-# real client libraries the conformance tests drive (pySHACL, rdflib).
+# real client libraries the conformance tests drive (pySHACL, rdflib, jsonschema).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

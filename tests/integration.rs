@@ -16,6 +16,8 @@ mod conformance;
 mod contracts;
 #[path = "integration/demo.rs"]
 mod demo;
+#[path = "integration/dsp_conformance.rs"]
+mod dsp_conformance;
 #[path = "integration/dsp_peer.rs"]
 mod dsp_peer;
 #[path = "integration/dsp_tck.rs"]

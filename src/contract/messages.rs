@@ -657,6 +657,11 @@ fn expand_iri(value: &str) -> String {
 /// Rewrites one value of the ODRL JSON-LD form into the DSP form.
 fn dsp_value(value: Json, key: &str) -> Json {
     match value {
+        // The ODRL form keeps `andSequence` in order with `@list`; DSP's schema has a plain
+        // array (contract-schema.json, LogicalConstraint), whose order is the sequence.
+        Json::Object(mut fields) if key == "andSequence" && fields.contains_key("@list") => {
+            dsp_value(fields.remove("@list").unwrap_or_default(), key)
+        }
         Json::Object(fields) => Json::Object(
             fields
                 .into_iter()
