@@ -6,12 +6,14 @@
 //! - [`catalog`]: the DCAT-AP 3 model, its persistent store, validation, search and SPARQL;
 //! - [`policy`]: ODRL 2.2 policies: parsing, the publication check, evaluation, enforcement plans;
 //! - [`contract`]: the Dataspace Protocol negotiation and transfer state machines, agreements;
+//! - [`audit`]: the hash-chained, signed, fsynced log of what was given to whom;
 //! - [`identity`]: JWT validation against trusted issuers and the development issuer;
 //! - [`engine`]: the sector data pools (connector manifests and their deterministic data);
 //! - [`http`]: the actix-web front: routing, content negotiation, the problem+json contract;
 //! - [`config`]: the node's configuration (TOML file, `AGORA_*` variables, flags);
 //! - [`clock`]: the injected clock every time-dependent decision reads.
 
+pub mod audit;
 pub mod catalog;
 pub mod clock;
 pub mod config;

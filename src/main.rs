@@ -34,6 +34,11 @@ enum Command {
     Publish(PublishArgs),
     /// Run a SPARQL query against a node and print the results.
     Query(QueryArgs),
+    /// Check the audit log of a data directory.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Negotiate access to a dataset (prints the agreement, or the refusal and why).
     Negotiate(NegotiateArgs),
     /// Start a transfer under an agreement (prints the data-plane endpoint and token).
@@ -87,6 +92,17 @@ struct ServeArgs {
 enum LogFormat {
     Json,
     Text,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chain and the signed head: exits non-zero naming the first entry that
+    /// was edited, deleted, reordered or truncated.
+    Verify {
+        /// The data directory of the node.
+        #[arg(long, env = "AGORA_DATA_DIR", default_value = "agora-data")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -204,6 +220,7 @@ fn main() -> anyhow::Result<()> {
         Command::Token { command } => token(command),
         Command::Publish(args) => publish(args),
         Command::Query(args) => query(args),
+        Command::Audit { command } => audit(command),
         Command::Negotiate(args) => negotiate(args),
         Command::Pull(args) => pull(args),
         Command::Load(args) => load(args),
@@ -353,6 +370,15 @@ fn post_json(
     let text = response.body_mut().read_to_string()?;
     let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
     Ok((status, json))
+}
+
+fn audit(command: AuditCommand) -> anyhow::Result<()> {
+    let AuditCommand::Verify { data_dir } = command;
+    let id = identity::node_id(&data_dir)?;
+    let issuer = DevIssuer::load_or_create(&data_dir, &id)?;
+    let count = agora::audit::verify(&data_dir, &issuer)?;
+    say!("the audit log is intact: {count} entries, chained and signed");
+    Ok(())
 }
 
 fn negotiate(args: NegotiateArgs) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! Assembling a node from its configuration: the catalogue, the token validator, the
 //! development issuer, the SPARQL workers and, with `--demo`, the sector pools.
 
+use crate::audit::{AuditError, AuditLog};
 use crate::catalog::sparql::SparqlService;
 use crate::catalog::{Catalog, CatalogOptions, ConnectorRef, PoolSource};
 use crate::clock::SharedClock;
@@ -38,6 +39,9 @@ pub enum NodeError {
         /// What is wrong with its key or algorithm.
         message: String,
     },
+    /// The audit log would not open.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     /// The contracts store would not open.
     #[error(transparent)]
     Contracts(#[from] ContractError),
@@ -62,6 +66,8 @@ pub struct Node {
     pub dev_issuer: Arc<DevIssuer>,
     /// Its contract negotiations, agreements and transfers.
     pub contracts: Arc<Contracts>,
+    /// Its audit log of what was given to whom.
+    pub audit: Arc<AuditLog>,
     /// Its SPARQL worker pool.
     pub sparql: SparqlService,
     /// Its clock.
@@ -102,6 +108,11 @@ impl Node {
             std::env::current_exe()?,
             &config.data_dir,
         )?;
+        let audit = Arc::new(AuditLog::open(
+            &config.data_dir,
+            dev_issuer.clone(),
+            clock.clone(),
+        )?);
         let contracts = Arc::new(Contracts::open(
             &config.data_dir,
             ContractsOptions {
@@ -115,6 +126,7 @@ impl Node {
             },
             catalog.clone(),
             dev_issuer.clone(),
+            audit.clone(),
             clock.clone(),
         )?);
         Ok(Self {
@@ -124,6 +136,7 @@ impl Node {
             tokens,
             dev_issuer,
             contracts,
+            audit,
             sparql,
             clock,
         })

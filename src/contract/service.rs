@@ -17,6 +17,7 @@ use super::outbound::{self, AddressPolicy, Outbox};
 use super::state::{NegotiationState, NegotiationStep, Side, TransferState, TransferStep};
 use super::store::{ContractStore, Event, Kind};
 use super::{ContractError, Result};
+use crate::audit::{AuditLog, Record};
 use crate::catalog::DatasetSummary;
 use crate::catalog::{Catalog, Viewer};
 use crate::clock::SharedClock;
@@ -221,6 +222,7 @@ pub struct Contracts {
     evaluator: Evaluator,
     outbox: Outbox,
     offered: Mutex<Option<(u64, OfferedCatalog)>>,
+    audit: Arc<AuditLog>,
 }
 
 impl std::fmt::Debug for Contracts {
@@ -254,10 +256,12 @@ impl Contracts {
         options: ContractsOptions,
         catalog: Arc<Catalog>,
         issuer: Arc<DevIssuer>,
+        audit: Arc<AuditLog>,
         clock: SharedClock,
     ) -> Result<Self> {
         Ok(Self {
             store: ContractStore::open(data_dir)?,
+            audit,
             evaluator: Evaluator::new(clock.clone()),
             outbox: Outbox::new(4),
             options,
@@ -2038,6 +2042,17 @@ impl Contracts {
     /// node, `agreement` and `transfer` claims, `token_use` `data-plane` so that it opens
     /// nothing but the data plane.
     fn data_token(&self, transfer: &TransferRecord) -> Result<String> {
+        let agreement = self.agreement(&transfer.agreement)?;
+        self.audit
+            .append(Record {
+                event: "token-issued".into(),
+                who: transfer.participant.clone().unwrap_or_default(),
+                agreement: transfer.agreement.clone(),
+                dataset: agreement.dataset,
+                part: Some(transfer.id.clone()),
+                ..Record::default()
+            })
+            .map_err(|e| ContractError::Internal(e.to_string()))?;
         let mut claims = Map::new();
         claims.insert("agreement".into(), json!(transfer.agreement));
         claims.insert("transfer".into(), json!(transfer.id));
@@ -2176,7 +2191,6 @@ impl Contracts {
             return Ok(());
         }
         let next = record.state.after(TransferStep::Start, Side::Provider)?;
-        let address = self.data_address(&record)?;
         let Some(base) = record.counterparty_url.clone() else {
             record.state = next;
             return self.save_transfer(
@@ -2186,6 +2200,7 @@ impl Contracts {
                 "started: the data-plane endpoint and a token bound to the agreement were issued",
             );
         };
+        let address = self.data_address(&record)?;
         drop(guard);
         let message = Message::TransferStart {
             provider_pid: record.id.clone(),

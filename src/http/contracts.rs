@@ -490,3 +490,41 @@ pub async fn transfer_action(
     let record = run(move || contracts.transfer_action(&caller.0, &id, step, note)).await?;
     Ok(HttpResponse::Ok().json(transfer_json(&record, None)))
 }
+
+/// Which dataset's audit trail.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct AuditQuery {
+    /// The dataset id.
+    pub dataset: String,
+}
+
+/// The audit trail of a dataset: every data-plane token issued under its agreements (and,
+/// with the data plane, every release), for the dataset's holder only.
+#[utoipa::path(get, path = "/api/audit", tag = "contracts",
+    params(AuditQuery),
+    responses((status = 200, description = "`entries`, oldest first", body = serde_json::Value),
+        (status = 404, description = "No such dataset of yours", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn audit(
+    holder: Holder,
+    node: web::Data<Node>,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let node = node.into_inner();
+    let dataset = query.into_inner().dataset;
+    let entries = web::block(move || {
+        let owned = node
+            .catalog
+            .record(&dataset)?
+            .is_some_and(|record| record.holder == holder.0.subject);
+        if !owned {
+            return Err(ApiError::not_found(format!(
+                "you hold no dataset `{}` on this node",
+                dataset.chars().take(100).collect::<String>()
+            )));
+        }
+        node.audit.entries_for(&dataset).map_err(ApiError::internal)
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(json!({ "entries": entries })))
+}

@@ -31,11 +31,12 @@ use utoipa::OpenApi;
         contracts::negotiate, contracts::negotiation, contracts::negotiation_events,
         contracts::approve, contracts::reject, contracts::terminate, contracts::agreement,
         contracts::start_transfer, contracts::transfer, contracts::refresh, contracts::transfer_action,
+        contracts::audit,
     ),
     components(schemas(error::Problem, crate::catalog::Published, crate::catalog::FindingView,
         crate::catalog::SearchResults, crate::catalog::SearchItem,
         catalog::BatchOutcome, catalog::BatchItem,
-        crate::contract::NegotiationRequest, crate::contract::Event, contracts::TransferRequest, contracts::Note)),
+        crate::contract::NegotiationRequest, crate::contract::Event, crate::audit::Entry, contracts::TransferRequest, contracts::Note)),
     modifiers(&BearerScheme),
 )]
 pub struct ApiDoc;
@@ -94,6 +95,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/api/negotiations/{id}/reject").post(contracts::reject))
         .service(web::resource("/api/negotiations/{id}/terminate").post(contracts::terminate))
         .service(web::resource("/api/agreements/{id}").get(contracts::agreement))
+        .service(web::resource("/api/audit").get(contracts::audit))
         .service(web::resource("/api/transfers").post(contracts::start_transfer))
         .service(web::resource("/api/transfers/{id}").get(contracts::transfer))
         .service(web::resource("/api/transfers/{id}/token").post(contracts::refresh))

@@ -21,6 +21,7 @@ pub struct DevIssuer {
     issuer: String,
     key_id: String,
     encoding: EncodingKey,
+    signing: SigningKey,
     public_pem: Vec<u8>,
     public_raw: [u8; 32],
 }
@@ -94,6 +95,7 @@ impl DevIssuer {
             issuer: format!("{node_id}/dev-issuer"),
             key_id: hex::encode(&sha2_digest(&public_raw)[..8]),
             encoding,
+            signing,
             public_pem,
             public_raw,
         })
@@ -110,6 +112,24 @@ impl DevIssuer {
             path: PathBuf::from("keys/dev-issuer.pem"),
             message: e.to_string(),
         })
+    }
+
+    /// Signs `message` with the node's key (Ed25519): what the node states as itself outside a
+    /// token, e.g. the audit log's checkpoints.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer as _;
+        self.signing.sign(message).to_bytes()
+    }
+
+    /// Checks a signature made by [`DevIssuer::sign`].
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
+            return false;
+        };
+        self.signing
+            .verifying_key()
+            .verify_strict(message, &signature)
+            .is_ok()
     }
 
     /// The public key as PEM (SPKI), what a peer puts in its `trusted_issuers` to accept what

@@ -889,3 +889,75 @@ fn restricted_datasets_are_invisible_to_those_who_fail_their_access_policy() {
         );
     }
 }
+
+/// Every data-plane token is audited before it is handed out; the dataset's holder (only)
+/// reads the trail, and `agora audit verify` catches an edited log.
+#[test]
+fn the_audit_trail_is_the_holders_and_tamper_evident() {
+    let node = demo();
+    let alice = researcher(&node, "alice", "DE");
+    let agreed = negotiate(
+        &node,
+        &alice,
+        json!({"dataset": "climate", "purpose": "dpv:AcademicResearch"}),
+    );
+    let agreement = agreed.json()["agreement"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let started = post(
+        &node,
+        &alice,
+        "/api/transfers",
+        json!({"agreement": agreement}).to_string().as_bytes(),
+    );
+    let id = started.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        post(&node, &alice, &format!("/api/transfers/{id}/token"), b"").status,
+        200
+    );
+
+    let holder = node.token("demo-holder", Role::Holder, &[]);
+    let trail = get(&node, &holder, "/api/audit?dataset=climate");
+    assert_eq!(trail.status, 200, "{}", trail.text());
+    let entries = trail.json()["entries"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert!(entries.iter().all(|e| e["who"] == "alice"
+        && e["agreement"] == agreement.as_str()
+        && e["event"] == "token-issued"));
+    assert!(
+        get(&node, &holder, "/api/audit?dataset=health").json()["entries"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    get(&node, &alice, "/api/audit?dataset=climate").assert_problem(403);
+    let stranger = node.token("other-holder", Role::Holder, &[]);
+    get(&node, &stranger, "/api/audit?dataset=climate").assert_problem(404);
+    get(&node, &holder, "/api/audit").assert_problem(400);
+
+    let verify = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_agora"))
+            .args(["audit", "verify", "--data-dir"])
+            .arg(&node.data_dir)
+            .output()
+            .expect("agora audit verify")
+    };
+    let intact = verify();
+    assert!(
+        intact.status.success(),
+        "{}",
+        String::from_utf8_lossy(&intact.stderr)
+    );
+    assert!(String::from_utf8_lossy(&intact.stdout).contains("2 entries"));
+    let log = node.data_dir.join("audit/log.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, text.replacen("alice", "mallory", 1)).unwrap();
+    let tampered = verify();
+    assert!(!tampered.status.success());
+    assert!(
+        String::from_utf8_lossy(&tampered.stderr).contains("tampered with at entry 2"),
+        "{}",
+        String::from_utf8_lossy(&tampered.stderr)
+    );
+}

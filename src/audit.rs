@@ -1,0 +1,397 @@
+//! The audit log: who was given what, under which agreement, append-only and tamper-evident.
+//!
+//! Each entry is one JSON line of `data_dir/audit/log.jsonl` carrying the SHA-256 of the
+//! previous line, and it is on disk (`fsync`) before the access it records is granted. After
+//! every append the node rewrites `head.json` — the last sequence number and hash, signed with
+//! the node's Ed25519 key — so that deleting lines at the end (which the chain alone cannot
+//! show) is caught too. [`verify`] reports the first entry that was edited, deleted, reordered
+//! or truncated.
+
+use crate::clock::SharedClock;
+use crate::identity::DevIssuer;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The hash that stands before the first entry.
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Why the log cannot be written or does not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The file system.
+    #[error("audit log: {0}")]
+    Io(#[from] std::io::Error),
+    /// The log was changed after it was written.
+    #[error("the audit log was tampered with at entry {seq}: {what}")]
+    Tampered {
+        /// The entry (1-based) where the problem shows.
+        seq: u64,
+        /// What is wrong.
+        what: String,
+    },
+}
+
+/// One audited event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Entry {
+    /// Position in the log, from 1.
+    pub seq: u64,
+    /// When (RFC 3339).
+    pub at: String,
+    /// SHA-256 (hex) of the previous line.
+    pub prev: String,
+    /// What happened: `transfer-started`, `token-refreshed`, `transfer-ended`, `release`.
+    pub event: String,
+    /// Who (the participant).
+    pub who: String,
+    /// Under which agreement.
+    pub agreement: String,
+    /// Which dataset.
+    pub dataset: String,
+    /// Which transfer or shard, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
+    /// Rows released.
+    #[serde(default)]
+    pub rows: u64,
+    /// Bytes released.
+    #[serde(default)]
+    pub bytes: u64,
+}
+
+/// What to record; the log adds the sequence number, the time and the chain.
+#[derive(Debug, Clone, Default)]
+pub struct Record {
+    /// See [`Entry::event`].
+    pub event: String,
+    /// See [`Entry::who`].
+    pub who: String,
+    /// See [`Entry::agreement`].
+    pub agreement: String,
+    /// See [`Entry::dataset`].
+    pub dataset: String,
+    /// See [`Entry::part`].
+    pub part: Option<String>,
+    /// See [`Entry::rows`].
+    pub rows: u64,
+    /// See [`Entry::bytes`].
+    pub bytes: u64,
+}
+
+/// The signed statement of the log's last entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Head {
+    seq: u64,
+    hash: String,
+    signature: String,
+}
+
+impl Head {
+    fn message(seq: u64, hash: &str) -> Vec<u8> {
+        format!("agora-audit-head:{seq}:{hash}").into_bytes()
+    }
+}
+
+struct Tail {
+    file: File,
+    seq: u64,
+    hash: String,
+}
+
+/// The node's audit log.
+pub struct AuditLog {
+    dir: PathBuf,
+    tail: Mutex<Tail>,
+    signer: Arc<DevIssuer>,
+    clock: SharedClock,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn hash_line(line: &str) -> String {
+    hex::encode(Sha256::digest(line.as_bytes()))
+}
+
+impl AuditLog {
+    /// Opens (or creates) the log under `data_dir/audit`. A last line cut short by a crash
+    /// (never acknowledged: the fsync did not complete) is dropped.
+    pub fn open(
+        data_dir: &Path,
+        signer: Arc<DevIssuer>,
+        clock: SharedClock,
+    ) -> Result<Self, AuditError> {
+        let dir = data_dir.join("audit");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("log.jsonl");
+        let mut seq = 0;
+        let mut hash = GENESIS.to_owned();
+        let mut good_len = 0u64;
+        if path.exists() {
+            let bytes = std::fs::read(&path)?;
+            for line in bytes.split_inclusive(|b| *b == b'\n') {
+                if !line.ends_with(b"\n") {
+                    tracing::warn!(
+                        "dropping a torn last audit entry (the node stopped while writing it)"
+                    );
+                    break;
+                }
+                let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+                seq += 1;
+                hash = hash_line(&text);
+                good_len += line.len() as u64;
+            }
+        }
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        if file.metadata()?.len() != good_len {
+            file.set_len(good_len)?;
+            file.sync_all()?;
+        }
+        Ok(Self {
+            dir,
+            tail: Mutex::new(Tail { file, seq, hash }),
+            signer,
+            clock,
+        })
+    }
+
+    /// Appends an entry and makes it durable (and the signed head with it) before returning.
+    pub fn append(&self, record: Record) -> Result<Entry, AuditError> {
+        let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = Entry {
+            seq: tail.seq + 1,
+            at: self
+                .clock
+                .now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            prev: tail.hash.clone(),
+            event: record.event,
+            who: record.who,
+            agreement: record.agreement,
+            dataset: record.dataset,
+            part: record.part,
+            rows: record.rows,
+            bytes: record.bytes,
+        };
+        let line =
+            serde_json::to_string(&entry).map_err(|e| std::io::Error::other(e.to_string()))?;
+        tail.file.write_all(format!("{line}\n").as_bytes())?;
+        tail.file.sync_data()?;
+        let hash = hash_line(&line);
+        self.write_head(entry.seq, &hash)?;
+        tail.seq = entry.seq;
+        tail.hash = hash;
+        Ok(entry)
+    }
+
+    fn write_head(&self, seq: u64, hash: &str) -> Result<(), AuditError> {
+        let head = Head {
+            seq,
+            hash: hash.to_owned(),
+            signature: hex::encode(self.signer.sign(&Head::message(seq, hash))),
+        };
+        let temp = self.dir.join("head.json.tmp");
+        let mut file = File::create(&temp)?;
+        file.write_all(serde_json::to_string(&head).unwrap_or_default().as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, self.dir.join("head.json"))?;
+        File::open(&self.dir)?.sync_all()?;
+        Ok(())
+    }
+
+    /// The entries about `dataset`, oldest first.
+    pub fn entries_for(&self, dataset: &str) -> Result<Vec<Entry>, AuditError> {
+        let _tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        let file = File::open(self.dir.join("log.jsonl"))?;
+        Ok(BufReader::new(file)
+            .lines()
+            .map_while(std::result::Result::ok)
+            .filter_map(|line| serde_json::from_str::<Entry>(&line).ok())
+            .filter(|e| e.dataset == dataset)
+            .collect())
+    }
+}
+
+/// Checks the whole log under `data_dir/audit` against the chain and the signed head: the
+/// number of entries, or the first tampered one.
+pub fn verify(data_dir: &Path, signer: &DevIssuer) -> Result<u64, AuditError> {
+    let dir = data_dir.join("audit");
+    let text = std::fs::read_to_string(dir.join("log.jsonl")).unwrap_or_default();
+    let mut prev = GENESIS.to_owned();
+    let mut count = 0u64;
+    for (index, line) in text.lines().enumerate() {
+        let seq = index as u64 + 1;
+        let entry: Entry = serde_json::from_str(line).map_err(|e| AuditError::Tampered {
+            seq,
+            what: format!("the line is not an audit entry ({e})"),
+        })?;
+        if entry.prev != prev {
+            return Err(AuditError::Tampered {
+                seq,
+                what: "its link to the previous entry is broken: an entry before it was edited, deleted or moved".into(),
+            });
+        }
+        if entry.seq != seq {
+            return Err(AuditError::Tampered {
+                seq,
+                what: format!(
+                    "it says it is entry {}: entries were deleted or reordered",
+                    entry.seq
+                ),
+            });
+        }
+        prev = hash_line(line);
+        count = seq;
+    }
+    let head: Head = std::fs::read_to_string(dir.join("head.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .ok_or_else(|| AuditError::Tampered {
+            seq: count,
+            what: "the signed head (head.json) is missing or unreadable".into(),
+        })?;
+    let signature = hex::decode(&head.signature).unwrap_or_default();
+    if !signer.verify(&Head::message(head.seq, &head.hash), &signature) {
+        return Err(AuditError::Tampered {
+            seq: head.seq,
+            what: "the head's signature is not the node's".into(),
+        });
+    }
+    if head.seq != count {
+        return Err(AuditError::Tampered {
+            seq: count + 1,
+            what: format!(
+                "the signed head covers {} entries but the log has {count}: it was truncated",
+                head.seq
+            ),
+        });
+    }
+    if head.hash != prev {
+        return Err(AuditError::Tampered {
+            seq: count,
+            what: "the last entry differs from the one the head signed: it was edited".into(),
+        });
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+
+    fn log(dir: &Path) -> (AuditLog, Arc<DevIssuer>) {
+        let issuer = Arc::new(DevIssuer::load_or_create(dir, "urn:agora:node:test").unwrap());
+        (
+            AuditLog::open(dir, issuer.clone(), Arc::new(SystemClock)).unwrap(),
+            issuer,
+        )
+    }
+
+    fn record(n: u64) -> Record {
+        Record {
+            event: "release".into(),
+            who: "alice".into(),
+            agreement: "urn:uuid:a".into(),
+            dataset: if n.is_multiple_of(2) {
+                "health".into()
+            } else {
+                "climate".into()
+            },
+            part: Some(format!("shard-{n}")),
+            rows: n * 10,
+            bytes: n * 100,
+        }
+    }
+
+    fn lines(dir: &Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join("audit/log.jsonl"))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn write(dir: &Path, lines: &[String]) {
+        std::fs::write(
+            dir.join("audit/log.jsonl"),
+            lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn an_intact_log_verifies_and_every_kind_of_tampering_is_caught() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
+        let (audit, issuer) = log(dir);
+        for n in 1..=5 {
+            audit.append(record(n)).unwrap();
+        }
+        assert_eq!(verify(dir, &issuer).unwrap(), 5);
+        assert_eq!(audit.entries_for("health").unwrap().len(), 2);
+        let original = lines(dir);
+
+        let mut edited = original.clone();
+        edited[1] = edited[1].replace("\"rows\":20", "\"rows\":2");
+        write(dir, &edited);
+        assert!(matches!(
+            verify(dir, &issuer),
+            Err(AuditError::Tampered { seq: 3, .. })
+        ));
+
+        let mut deleted = original.clone();
+        deleted.remove(2);
+        write(dir, &deleted);
+        assert!(verify(dir, &issuer).is_err());
+
+        let mut reordered = original.clone();
+        reordered.swap(1, 2);
+        write(dir, &reordered);
+        assert!(verify(dir, &issuer).is_err());
+
+        write(dir, &original[..4]);
+        let truncated = verify(dir, &issuer).unwrap_err().to_string();
+        assert!(truncated.contains("truncated"), "{truncated}");
+
+        let mut last_edited = original.clone();
+        last_edited[4] = last_edited[4].replace("alice", "mallory");
+        write(dir, &last_edited);
+        assert!(
+            verify(dir, &issuer)
+                .unwrap_err()
+                .to_string()
+                .contains("edited")
+        );
+
+        write(dir, &original);
+        assert_eq!(verify(dir, &issuer).unwrap(), 5);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_dropped_on_open_and_the_chain_continues() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
+        {
+            let (audit, _) = log(dir);
+            audit.append(record(1)).unwrap();
+        }
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.join("audit/log.jsonl"))
+            .unwrap();
+        file.write_all(b"{\"seq\":2,\"at\":").unwrap();
+        let (audit, issuer) = log(dir);
+        audit.append(record(2)).unwrap();
+        assert_eq!(verify(dir, &issuer).unwrap(), 2);
+    }
+}
