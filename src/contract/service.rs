@@ -2763,11 +2763,14 @@ impl Contracts {
     }
 }
 
-/// The DPV IRI a purpose names: an IRI, or `dpv:Name`.
+/// The IRI a purpose names: an IRI, `dpv:Name` (DPV) or `agora:AITraining` (the profile's).
 fn expand_purpose(purpose: &str) -> Result<NamedNode> {
-    let iri = match purpose.strip_prefix("dpv:") {
-        Some(local) => format!("{}{local}", policy::vocab::DPV),
-        None => purpose.to_owned(),
+    let iri = if let Some(local) = purpose.strip_prefix("dpv:") {
+        format!("{}{local}", policy::vocab::DPV)
+    } else if let Some(local) = purpose.strip_prefix("agora:") {
+        format!("{}{local}", policy::vocab::AGORA)
+    } else {
+        purpose.to_owned()
     };
     NamedNode::new(&iri).map_err(|_| {
         ContractError::BadMessage(format!(

@@ -961,3 +961,26 @@ fn the_audit_trail_is_the_holders_and_tamper_evident() {
         String::from_utf8_lossy(&tampered.stderr)
     );
 }
+
+/// The AI-training template admits the profile's own purpose, written `agora:AITraining`, and
+/// nothing else.
+#[test]
+fn ai_training_is_a_purpose_of_its_own() {
+    let provider = Provider::start(
+        &super::dsp_peer::template_policy("https://w3id.org/agora/policies/ai-training-count"),
+        &[],
+    );
+    let alice = researcher(&provider.node, "alice", "DE");
+    let trained = negotiate(
+        &provider.node,
+        &alice,
+        json!({"dataset": provider.dataset, "purpose": "agora:AITraining"}),
+    );
+    assert_eq!(trained.status, 201, "{}", trained.text());
+    negotiate(
+        &provider.node,
+        &alice,
+        json!({"dataset": provider.dataset, "purpose": "dpv:AcademicResearch"}),
+    )
+    .assert_problem(403);
+}
