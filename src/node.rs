@@ -7,7 +7,7 @@ use crate::catalog::{Catalog, CatalogOptions, ConnectorRef, PoolSource};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::contract::{AddressPolicy, ContractError, Contracts, ContractsOptions};
-use crate::engine::pools;
+use crate::engine::{DataPlane, pools};
 use crate::identity::{self, DevIssuer, Role, TokenRequest, TokenValidator, TrustedIssuer};
 use crate::rdf_input::InputLimits;
 use std::sync::Arc;
@@ -39,6 +39,9 @@ pub enum NodeError {
         /// What is wrong with its key or algorithm.
         message: String,
     },
+    /// The data plane's keys.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
     /// The audit log would not open.
     #[error(transparent)]
     Audit(#[from] AuditError),
@@ -68,6 +71,10 @@ pub struct Node {
     pub contracts: Arc<Contracts>,
     /// Its audit log of what was given to whom.
     pub audit: Arc<AuditLog>,
+    /// Checks data-plane tokens: only the node's own signature counts.
+    pub data_tokens: TokenValidator,
+    /// Its data plane (allowed roots, the pseudonymisation secret).
+    pub dataplane: DataPlane,
     /// Its SPARQL worker pool.
     pub sparql: SparqlService,
     /// Its clock.
@@ -108,6 +115,13 @@ impl Node {
             std::env::current_exe()?,
             &config.data_dir,
         )?;
+        let data_tokens = TokenValidator::new(&id, config.identity.leeway_seconds, clock.clone())
+            .with_issuer(TrustedIssuer {
+                issuer: dev_issuer.issuer().to_owned(),
+                key: dev_issuer.decoding_key()?,
+                algorithm: jsonwebtoken::Algorithm::EdDSA,
+            });
+        let dataplane = DataPlane::open(&config.data_dir, &config.allow_roots)?;
         let audit = Arc::new(AuditLog::open(
             &config.data_dir,
             dev_issuer.clone(),
@@ -137,6 +151,8 @@ impl Node {
             dev_issuer,
             contracts,
             audit,
+            data_tokens,
+            dataplane,
             sparql,
             clock,
         })

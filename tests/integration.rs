@@ -14,6 +14,8 @@ mod common;
 mod conformance;
 #[path = "integration/contracts.rs"]
 mod contracts;
+#[path = "integration/dataplane.rs"]
+mod dataplane;
 #[path = "integration/demo.rs"]
 mod demo;
 #[path = "integration/dsp_conformance.rs"]

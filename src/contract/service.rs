@@ -1999,8 +1999,17 @@ impl Contracts {
 
     /// Re-evaluates an agreement now: `Err` with the reason when it no longer permits use.
     fn still_permitted(&self, agreement: &AgreementRecord) -> std::result::Result<(), String> {
+        self.agreed_plan(agreement).map(|_| ())
+    }
+
+    /// Evaluates an agreement now: the enforcement plan it grants, or why it no longer permits
+    /// use. An agreement this node did not conclude (consumer side) has no plan here.
+    fn agreed_plan(
+        &self,
+        agreement: &AgreementRecord,
+    ) -> std::result::Result<Option<policy::EnforcementPlan>, String> {
         let Some(odrl) = &agreement.odrl else {
-            return Ok(());
+            return Ok(None);
         };
         let policy = policy::parse(odrl.as_bytes(), crate::rdf_input::RdfSyntax::JsonLd)
             .map_err(|e| format!("the agreed policy cannot be read: {e}"))?;
@@ -2017,7 +2026,7 @@ impl Contracts {
             .map(|t| t.with_timezone(&Utc));
         let decision = self.evaluator.evaluate(&policy, &request);
         if decision.is_permitted() {
-            Ok(())
+            Ok(decision.plan)
         } else {
             Err(refusal_of(&decision).reason)
         }
@@ -2746,20 +2755,41 @@ impl Contracts {
         Ok(ended)
     }
 
-    /// Whether a data-plane request under `agreement` by `subject` may proceed now (for the
-    /// data plane): the agreement exists, is the subject's, and still permits use.
-    pub fn check_release(&self, subject: &str, agreement: &str) -> Result<AgreementRecord> {
+    /// What a data-plane request may receive now: the transfer named by the token must be
+    /// STARTED, under `agreement`, for `subject`, and the agreement must still permit use. The
+    /// answer is the agreement and the enforcement plan to apply.
+    pub fn release(
+        &self,
+        subject: &str,
+        agreement: &str,
+        transfer: &str,
+    ) -> Result<(AgreementRecord, policy::EnforcementPlan)> {
+        let not_found = || ContractError::NotFound {
+            what: "agreement".into(),
+        };
         let record = self.agreement(agreement)?;
         if record.side != Side::Provider
             || (record.assignee != subject && record.requester.as_deref() != Some(subject))
         {
-            return Err(ContractError::NotFound {
-                what: "agreement".into(),
-            });
+            return Err(not_found());
         }
-        self.still_permitted(&record)
-            .map_err(ContractError::Forbidden)?;
-        Ok(record)
+        let running = self.transfer(transfer)?;
+        if running.agreement != agreement {
+            return Err(not_found());
+        }
+        if running.state != TransferState::Started {
+            return Err(ContractError::Forbidden(format!(
+                "the transfer is {}; data flows only while it is STARTED",
+                running.state
+            )));
+        }
+        let plan = self
+            .agreed_plan(&record)
+            .map_err(ContractError::Forbidden)?
+            .ok_or_else(|| {
+                ContractError::Internal("an agreement of this node has no policy".into())
+            })?;
+        Ok((record, plan))
     }
 }
 

@@ -1,4 +1,118 @@
-//! The data side of the node. For now: the sector data pools of `connectors/`, their
-//! manifests and the deterministic generator of their demo data.
+//! The data side of the node: the sector data pools of `connectors/` (manifests and their
+//! deterministic demo data), and the governed data plane that releases a dataset's rows under
+//! an agreement, with the agreed policy applied inside the DataFusion plan ([`enforce`]).
 
+pub mod enforce;
 pub mod pools;
+
+use crate::catalog::ConnectorRef;
+use std::path::{Path, PathBuf};
+
+/// Why data could not be released; every variant but [`EngineError::Internal`] describes the
+/// request, the policy or the dataset's files.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The consumer asked for something the agreement does not release.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The agreed policy cannot be applied to this dataset.
+    #[error("the agreed policy cannot be applied: {0}")]
+    Policy(String),
+    /// The dataset's files are missing, outside the allowed roots, or unreadable.
+    #[error("{0}")]
+    Source(String),
+    /// A fault of the node.
+    #[error("internal data-plane error: {0}")]
+    Internal(String),
+}
+
+/// The data plane's fixed parts: where data may be read from, and the secret that keys
+/// pseudonyms.
+#[derive(Debug)]
+pub struct DataPlane {
+    data_dir: PathBuf,
+    allow_roots: Vec<PathBuf>,
+    secret: [u8; 32],
+}
+
+impl DataPlane {
+    /// Opens the data plane of `data_dir`, creating its pseudonymisation secret
+    /// (`keys/pseudonym.key`, 32 random bytes, mode 0600) on first use.
+    pub fn open(data_dir: &Path, allow_roots: &[PathBuf]) -> Result<Self, EngineError> {
+        let path = data_dir.join("keys").join("pseudonym.key");
+        let secret = match std::fs::read(&path) {
+            Ok(bytes) if bytes.len() == 32 => {
+                let mut secret = [0u8; 32];
+                secret.copy_from_slice(&bytes);
+                secret
+            }
+            Ok(_) => {
+                return Err(EngineError::Internal(format!(
+                    "{} is not a 32-byte key",
+                    path.display()
+                )));
+            }
+            Err(_) => {
+                use rand::RngCore as _;
+                let mut secret = [0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut secret);
+                write_private(&path, &secret).map_err(|e| EngineError::Internal(e.to_string()))?;
+                secret
+            }
+        };
+        Ok(Self {
+            data_dir: data_dir.to_owned(),
+            allow_roots: allow_roots.to_owned(),
+            secret,
+        })
+    }
+
+    /// The pseudonymisation key of `agreement`.
+    pub fn agreement_key(&self, agreement: &str) -> [u8; 32] {
+        enforce::agreement_key(&self.secret, agreement)
+    }
+
+    /// The folder or file a connector points at, resolved and checked again at read time
+    /// (a symlink swapped in after publication must not lead outside the allowed roots).
+    pub fn resolve(&self, connector: &ConnectorRef) -> Result<PathBuf, EngineError> {
+        let (candidate, roots): (PathBuf, Vec<PathBuf>) =
+            match connector.location.strip_prefix("file://") {
+                Some(path) => (PathBuf::from(path), self.allow_roots.clone()),
+                None => (
+                    self.data_dir.join(&connector.location),
+                    vec![self.data_dir.clone()],
+                ),
+            };
+        let missing =
+            || EngineError::Source("the dataset's files are not available on this node".into());
+        let resolved = candidate.canonicalize().map_err(|_| missing())?;
+        let inside = roots
+            .iter()
+            .filter_map(|root| root.canonicalize().ok())
+            .any(|root| resolved.starts_with(root));
+        if inside {
+            Ok(resolved)
+        } else {
+            Err(EngineError::Source(
+                "the dataset's files lie outside the folders this node may read".into(),
+            ))
+        }
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}

@@ -45,6 +45,9 @@ pub struct Principal {
     pub roles: Roles,
     /// Every other claim: the attributes policies test (`country`, `org_type`, ...).
     pub attributes: Map<String, Value>,
+    /// When the token stops being valid (`exp`, seconds since the epoch): a stream it opened
+    /// ends then.
+    pub expires: i64,
 }
 
 impl Principal {
@@ -196,6 +199,7 @@ impl TokenValidator {
             issuer: claims.iss,
             roles,
             attributes,
+            expires: claims.exp,
         })
     }
 }
