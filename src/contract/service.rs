@@ -149,6 +149,11 @@ pub struct AgreementRecord {
     pub provider_url: Option<String>,
     /// When it stops allowing releases, if it does.
     pub expires: Option<String>,
+    /// What has been released under it so far (provider side): pulls, rows and bytes, for
+    /// the policy's `count` and its row and byte budgets.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub usage: Usage,
 }
 
 /// A transfer process, on either side.
@@ -674,6 +679,7 @@ impl Contracts {
             requester: record.requester.clone(),
             provider_url: None,
             expires,
+            usage: Usage::default(),
         })
     }
 
@@ -1295,6 +1301,7 @@ impl Contracts {
                     requester: record.requester.clone(),
                     provider_url: record.counterparty_url.clone(),
                     expires: None,
+                    usage: Usage::default(),
                 };
                 self.store
                     .put(Kind::Agreement, &agreement_id, &stored, &[], None)?;
@@ -2021,6 +2028,7 @@ impl Contracts {
         if let Ok(target) = NamedNode::new(&agreement.target) {
             request = request.with_target(target);
         }
+        request.usage = agreement.usage;
         request.usage.agreed_at = DateTime::parse_from_rfc3339(&agreement.timestamp)
             .ok()
             .map(|t| t.with_timezone(&Utc));
@@ -2756,8 +2764,10 @@ impl Contracts {
     }
 
     /// What a data-plane request may receive now: the transfer named by the token must be
-    /// STARTED, under `agreement`, for `subject`, and the agreement must still permit use. The
-    /// answer is the agreement and the enforcement plan to apply.
+    /// STARTED, under `agreement`, for `subject`, and the agreement must still permit use with
+    /// this pull counted (the policy's `count`). The pull is recorded before any data leaves.
+    /// The answer is the agreement and the enforcement plan, its row budget reduced to what is
+    /// left of it.
     pub fn release(
         &self,
         subject: &str,
@@ -2767,7 +2777,8 @@ impl Contracts {
         let not_found = || ContractError::NotFound {
             what: "agreement".into(),
         };
-        let record = self.agreement(agreement)?;
+        let _guard = self.store.lock();
+        let mut record = self.agreement(agreement)?;
         if record.side != Side::Provider
             || (record.assignee != subject && record.requester.as_deref() != Some(subject))
         {
@@ -2783,13 +2794,42 @@ impl Contracts {
                 running.state
             )));
         }
-        let plan = self
+        let mut plan = self
             .agreed_plan(&record)
             .map_err(ContractError::Forbidden)?
             .ok_or_else(|| {
                 ContractError::Internal("an agreement of this node has no policy".into())
             })?;
+        if let Some(budget) = plan.row_budget {
+            let left = budget.saturating_sub(record.usage.rows_released);
+            if left == 0 {
+                return Err(ContractError::Forbidden(format!(
+                    "the agreement's row budget of {budget} rows is used up"
+                )));
+            }
+            plan.row_budget = Some(left);
+        }
+        if let Some(budget) = plan.byte_budget
+            && record.usage.bytes_released >= budget
+        {
+            return Err(ContractError::Forbidden(format!(
+                "the agreement's byte budget of {budget} bytes is used up"
+            )));
+        }
+        record.usage.pulls += 1;
+        self.store
+            .put(Kind::Agreement, &record.id, &record, &[], None)?;
         Ok((record, plan))
+    }
+
+    /// Adds what a finished (or ended) pull released to the agreement's usage.
+    pub fn record_released(&self, agreement: &str, rows: u64, bytes: u64) -> Result<()> {
+        let _guard = self.store.lock();
+        let mut record = self.agreement(agreement)?;
+        record.usage.rows_released = record.usage.rows_released.saturating_add(rows);
+        record.usage.bytes_released = record.usage.bytes_released.saturating_add(bytes);
+        self.store
+            .put(Kind::Agreement, &record.id, &record, &[], None)
     }
 }
 

@@ -183,6 +183,34 @@ struct Pump {
     who: String,
     agreement: String,
     dataset: String,
+    recorded: bool,
+}
+
+/// Counts what a pull released against the agreement's budgets and audits it.
+fn record_release(node: &Node, record: Record) {
+    if let Err(error) = node
+        .contracts
+        .record_released(&record.agreement, record.rows, record.bytes)
+    {
+        tracing::error!(%error, "could not count a release against its agreement");
+    }
+    if let Err(error) = node.audit.append(record) {
+        tracing::error!(%error, "could not audit a release");
+    }
+}
+
+impl Drop for Pump {
+    /// A stream that ends early (the client went away, the agreement expired, a read failed)
+    /// still counts what it sent.
+    fn drop(&mut self) {
+        if self.recorded {
+            return;
+        }
+        self.recorded = true;
+        let (node, mut record) = (self.node.clone(), self.release_record());
+        record.event = "release-ended-early".into();
+        tokio::task::spawn_blocking(move || record_release(&node, record));
+    }
 }
 
 type Chunk = Result<Bytes, actix_web::Error>;
@@ -208,7 +236,20 @@ impl Pump {
             who,
             agreement,
             dataset,
+            recorded: false,
         })
+    }
+
+    fn release_record(&self) -> Record {
+        Record {
+            event: "release".into(),
+            who: self.who.clone(),
+            agreement: self.agreement.clone(),
+            dataset: self.dataset.clone(),
+            part: Some("arrow".into()),
+            rows: self.rows,
+            bytes: self.bytes,
+        }
     }
 
     fn take(&mut self) -> Bytes {
@@ -254,17 +295,9 @@ impl Pump {
                         .map_err(actix_web::error::ErrorInternalServerError)?;
                     pump.done = true;
                     let end = pump.take();
-                    let audit = pump.node.audit.clone();
-                    let record = Record {
-                        event: "release".into(),
-                        who: pump.who.clone(),
-                        agreement: pump.agreement.clone(),
-                        dataset: pump.dataset.clone(),
-                        part: Some("arrow".into()),
-                        rows: pump.rows,
-                        bytes: pump.bytes,
-                    };
-                    let _ = web::block(move || audit.append(record)).await;
+                    let (node, record) = (pump.node.clone(), pump.release_record());
+                    pump.recorded = true;
+                    let _ = web::block(move || record_release(&node, record)).await;
                     Ok(Some((end, pump)))
                 }
             }

@@ -83,7 +83,8 @@ impl Request {
 }
 
 /// Usage under an agreement, for `count`, `elapsedTime` and the budgets.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Usage {
     /// When the agreement was concluded (`elapsedTime` counts from it; at negotiation, now).
     pub agreed_at: Option<DateTime<Utc>>,

@@ -345,3 +345,90 @@ fn data_plane_tokens_open_only_their_agreement() {
         "{after}"
     );
 }
+
+/// A holder's own Parquet file under an allowed root, offered with a pull count and a row
+/// budget: pulls are counted and rows are capped across pulls, also after a `kill -9`.
+#[test]
+fn pull_counts_and_row_budgets_hold_across_pulls_and_restarts() {
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("readings.parquet");
+    let schema = std::sync::Arc::new(Schema::new(vec![Field::new(
+        "reading",
+        DataType::Int64,
+        false,
+    )]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![std::sync::Arc::new(Int64Array::from_iter_values(0..100))],
+    )
+    .unwrap();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&file).unwrap(), schema, None)
+            .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+
+    let mut node = TestNode::start(Options {
+        args: vec!["--allow-root".into(), root.path().display().to_string()],
+        ..Options::default()
+    });
+    let holder = node.token("grid-operator", Role::Holder, &[]);
+    let description = String::from_utf8(super::common::fixture("dataset.ttl"))
+        .unwrap()
+        .replace(
+            "dcat:accessURL <https://energy.example/datasets/grid-load-2024/files/>",
+            &format!("dcat:downloadURL <file://{}>", file.display()),
+        )
+        + "@prefix odrl: <http://www.w3.org/ns/odrl/2/> .\n\
+         <https://energy.example/datasets/grid-load-2024> odrl:hasPolicy <urn:test:budgeted> .\n\
+         <urn:test:budgeted> a odrl:Offer ; odrl:profile <https://w3id.org/agora/profile> ;\n\
+           odrl:permission [ odrl:action odrl:use ; odrl:constraint\n\
+             [ odrl:leftOperand odrl:count ; odrl:operator odrl:lteq ; odrl:rightOperand 3 ] ,\n\
+             [ odrl:leftOperand <https://w3id.org/agora/ns#rowBudget> ; odrl:operator odrl:lteq ; odrl:rightOperand 150 ] ] .\n";
+    let published = node.send(
+        "POST",
+        "/api/datasets",
+        &[
+            ("Content-Type", "text/turtle"),
+            ("Authorization", &bearer(&holder)),
+        ],
+        description.as_bytes(),
+    );
+    assert_eq!(published.status, 201, "{}", published.text());
+    let dataset = published.json()["id"].as_str().unwrap().to_owned();
+
+    let rows = |response: Response| {
+        batches(&response)
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>()
+    };
+    let (agreement, _, token) = pull_rights(&node, "alice", &dataset);
+    assert_eq!(rows(pull(&node, &agreement, &token, "")), 100);
+    node.kill9_and_restart();
+    assert_eq!(
+        rows(pull(&node, &agreement, &token, "")),
+        50,
+        "only what is left of the 150-row budget"
+    );
+    let spent = pull(&node, &agreement, &token, "").assert_problem(403);
+    assert!(
+        spent["detail"].as_str().unwrap().contains("row budget"),
+        "{spent}"
+    );
+
+    let (agreement, _, token) = pull_rights(&node, "bob", &dataset);
+    for _ in 0..3 {
+        assert_eq!(rows(pull(&node, &agreement, &token, "?limit=1")), 1);
+    }
+    let counted = pull(&node, &agreement, &token, "?limit=1").assert_problem(403);
+    assert!(
+        counted["detail"]
+            .as_str()
+            .unwrap()
+            .contains("number of pulls"),
+        "{counted}"
+    );
+}
