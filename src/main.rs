@@ -131,6 +131,10 @@ struct PullArgs {
     /// The agreement id.
     #[arg(long)]
     agreement: String,
+    /// Write the enforced data here as an Arrow IPC stream (without it, only print the
+    /// endpoint and the token).
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// The node's base URL.
     #[arg(long, env = "AGORA_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
@@ -436,14 +440,21 @@ fn pull(args: PullArgs) -> anyhow::Result<()> {
     let pretty = serde_json::to_string_pretty(&answer).unwrap_or_default();
     match status {
         201 => {
+            let endpoint = answer["endpoint"].as_str().unwrap_or("?");
+            let token = answer["token"].as_str().unwrap_or("?");
             say!("transfer {} started", answer["id"].as_str().unwrap_or("?"));
-            say!("endpoint: {}", answer["endpoint"].as_str().unwrap_or("?"));
-            say!("token: {}", answer["token"].as_str().unwrap_or("?"));
-            say!(
-                "refresh: POST {}",
-                answer["refresh"]["url"].as_str().unwrap_or("?")
-            );
-            Ok(())
+            match &args.out {
+                Some(out) => download(&format!("{endpoint}/arrow"), token, out),
+                None => {
+                    say!("endpoint: {endpoint}/arrow");
+                    say!("token: {token}");
+                    say!(
+                        "refresh: POST {}",
+                        answer["refresh"]["url"].as_str().unwrap_or("?")
+                    );
+                    Ok(())
+                }
+            }
         }
         202 => {
             say!("transfer requested, not started yet:\n{pretty}");
@@ -456,6 +467,45 @@ fn pull(args: PullArgs) -> anyhow::Result<()> {
                 .map_or(pretty.clone(), str::to_owned)
         ),
     }
+}
+
+/// Streams the enforced Arrow IPC data to `out` (through a `.part` file renamed at the end, so
+/// a broken pull never looks complete), printing progress on stderr.
+fn download(url: &str, token: &str, out: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::{Read as _, Write as _};
+    let mut response = http_agent()
+        .get(url)
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        bail!("the node refused the pull ({status}): {text}");
+    }
+    let partial = out.with_extension("part");
+    let mut file = std::fs::File::create(&partial)
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
+    let mut buffer = vec![0u8; 1 << 20];
+    let (mut total, mut shown) = (0u64, 0u64);
+    loop {
+        let read = reader.read(&mut buffer).context("the stream broke off")?;
+        if read == 0 {
+            break;
+        }
+        file.write_all(&buffer[..read])?;
+        total += read as u64;
+        if total - shown >= 8 << 20 {
+            shown = total;
+            eprint!("\r{:>8.1} MiB", total as f64 / f64::from(1 << 20));
+        }
+    }
+    file.sync_all()?;
+    std::fs::rename(&partial, out)?;
+    eprintln!("\r{:>8.1} MiB", total as f64 / f64::from(1 << 20));
+    say!("wrote {} ({total} bytes, Arrow IPC stream)", out.display());
+    Ok(())
 }
 
 /// The RDF syntax of a file, from its extension.

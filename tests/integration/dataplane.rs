@@ -432,3 +432,57 @@ fn pull_counts_and_row_budgets_hold_across_pulls_and_restarts() {
         "{counted}"
     );
 }
+
+/// `agora negotiate` and `agora pull --out` do the researcher's journey from a terminal: the
+/// file written is the enforced Arrow stream.
+#[test]
+fn the_cli_negotiates_and_pulls() {
+    let node = TestNode::start(Options {
+        demo: true,
+        ..Options::default()
+    });
+    let token = researcher(&node, "alice");
+    let agora = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_agora"))
+            .args(args)
+            .args(["--url", &node.url, "--token", &token])
+            .output()
+            .expect("agora runs")
+    };
+    let refused = agora(&["negotiate", "health", "--purpose", "dpv:Marketing"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Marketing"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let agreed = agora(&["negotiate", "climate", "--purpose", "dpv:AcademicResearch"]);
+    let text = String::from_utf8_lossy(&agreed.stdout).into_owned();
+    assert!(
+        agreed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&agreed.stderr)
+    );
+    let agreement = text
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("agreed: agreement ")
+        .to_owned();
+    let out = node.data_dir.join("climate.arrows");
+    let pulled = agora(&[
+        "pull",
+        "--agreement",
+        &agreement,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    let reader = StreamReader::try_new(std::fs::File::open(&out).unwrap(), None).unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 262_080, "the whole climate pool");
+}
