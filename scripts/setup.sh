@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing agora needs on Debian, idempotently:
 # libclang (RocksDB's bindings), clang + mold (fast links), and the Python venv with the
-# real client libraries the conformance tests drive (pySHACL, rdflib, jsonschema).
+# real client libraries the conformance tests drive (pySHACL, rdflib, jsonschema, SPARQLWrapper,
+# pyarrow, pytest) plus the project's own Python client (clients/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,10 +21,21 @@ command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
 
 venv="${AGORA_VENV:-$HOME/.cache/agora-venv}"
 stamp="$venv/.requirements.sha256"
-want=$(sha256sum tests/conformance/requirements.txt | cut -d' ' -f1)
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+want=$(cat tests/conformance/requirements.txt clients/python/pyproject.toml | sha256sum | cut -d' ' -f1)
+# The Python client is installed editable from this checkout; a venv made from another
+# checkout (or before the client existed) is brought up to date.
+client_here() {
+  "$venv/bin/python" - "$PWD/clients/python/src" <<'PY' 2>/dev/null
+import importlib.util, os, sys
+spec = importlib.util.find_spec("agora_client")
+here = os.path.realpath(sys.argv[1])
+sys.exit(0 if spec and os.path.realpath(spec.origin).startswith(here + os.sep) else 1)
+PY
+}
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! client_here; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
   "$venv/bin/pip" install -q -r tests/conformance/requirements.txt
+  "$venv/bin/pip" install -q -e clients/python
   echo "$want" > "$stamp"
 fi

@@ -30,6 +30,8 @@ mod durability;
 mod hostile;
 #[path = "integration/policy.rs"]
 mod policy;
+#[path = "integration/python_client.rs"]
+mod python_client;
 #[path = "integration/sparql.rs"]
 mod sparql;
 #[path = "integration/sparql_protocol.rs"]
