@@ -272,6 +272,18 @@ def test_read_refreshes_an_expired_or_rejected_data_token(
     assert transfer.token != "not.a.jwt"
 
 
+def test_a_completed_transfer_is_not_reused(researcher: Node, health_agreement: Agreement) -> None:
+    transfer = researcher.transfer(health_agreement)
+    transfer.complete()
+    assert transfer.state == "COMPLETED"
+    assert researcher.read(health_agreement, limit=1).num_rows == 1
+    # Behind the client's back: the node refuses the cached transfer (403), the client starts
+    # a new one.
+    cached = researcher.transfer(health_agreement)
+    researcher._http.call("POST", f"/api/transfers/{cached.id}/complete")
+    assert researcher.read(health_agreement, limit=1).num_rows == 1
+
+
 def test_releases_are_audited_for_the_holder(holder: Node, health_agreement: Agreement) -> None:
     entries = [e for e in holder.audit("health") if e.get("agreement") == health_agreement.id]
     events = {e["event"] for e in entries}

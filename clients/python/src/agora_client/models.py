@@ -220,6 +220,26 @@ class Transfer:
         """Whether the token has expired, or will within ``margin`` seconds."""
         return time.monotonic() + margin >= self.expires_at()
 
+    def complete(self, note: Optional[str] = None) -> None:
+        """Tells the node this pull is done: the token opens nothing any more."""
+        self._action("complete", note)
+
+    def terminate(self, note: Optional[str] = None) -> None:
+        """Ends the transfer early."""
+        self._action("terminate", note)
+
+    def _action(self, action: str, note: Optional[str]) -> None:
+        if self._node is None:
+            raise AgoraError(f"transfer {self.id} is not bound to a node")
+        from ._http import segment
+
+        body = self._node._http.call(
+            "POST", f"/api/transfers/{segment(self.id)}/{action}",
+            json_body={"note": note} if note else None,
+        ).json()
+        self.state = str(body.get("state") or self.state)
+        self._node._forget(self)
+
     def refresh_token(self) -> str:
         """Gets a fresh data-plane token (``POST`` to the refresh URL with the participant
         token) and answers it; raises :class:`AgoraError` when the agreement no longer permits

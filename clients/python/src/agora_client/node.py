@@ -261,6 +261,11 @@ class Node:
             self._transfers[id] = transfer
         return transfer
 
+    def _forget(self, transfer: Transfer) -> None:
+        with self._lock:
+            if self._transfers.get(transfer.agreement) is transfer:
+                del self._transfers[transfer.agreement]
+
     def _usable_transfer(self, id: str, fresh: bool) -> Transfer:
         with self._lock:
             transfer = None if fresh else self._transfers.get(id)
