@@ -2774,6 +2774,27 @@ impl Contracts {
         agreement: &str,
         transfer: &str,
     ) -> Result<(AgreementRecord, policy::EnforcementPlan)> {
+        self.authorise(subject, agreement, transfer, true)
+    }
+
+    /// [`Contracts::release`] without counting a pull: for reading a shard plan or one shard
+    /// of a set whose materialisation was the counted pull.
+    pub fn permit(
+        &self,
+        subject: &str,
+        agreement: &str,
+        transfer: &str,
+    ) -> Result<(AgreementRecord, policy::EnforcementPlan)> {
+        self.authorise(subject, agreement, transfer, false)
+    }
+
+    fn authorise(
+        &self,
+        subject: &str,
+        agreement: &str,
+        transfer: &str,
+        count_pull: bool,
+    ) -> Result<(AgreementRecord, policy::EnforcementPlan)> {
         let not_found = || ContractError::NotFound {
             what: "agreement".into(),
         };
@@ -2816,9 +2837,11 @@ impl Contracts {
                 "the agreement's byte budget of {budget} bytes is used up"
             )));
         }
-        record.usage.pulls += 1;
-        self.store
-            .put(Kind::Agreement, &record.id, &record, &[], None)?;
+        if count_pull {
+            record.usage.pulls += 1;
+            self.store
+                .put(Kind::Agreement, &record.id, &record, &[], None)?;
+        }
         Ok((record, plan))
     }
 

@@ -4,6 +4,7 @@
 
 pub mod enforce;
 pub mod pools;
+pub mod shards;
 
 use crate::catalog::ConnectorRef;
 use std::path::{Path, PathBuf};
@@ -26,13 +27,15 @@ pub enum EngineError {
     Internal(String),
 }
 
-/// The data plane's fixed parts: where data may be read from, and the secret that keys
-/// pseudonyms.
+/// The data plane's fixed parts: where data may be read from, the secret that keys
+/// pseudonyms, and the lock that lets one request at a time cut an agreement's shards.
 #[derive(Debug)]
 pub struct DataPlane {
     data_dir: PathBuf,
     allow_roots: Vec<PathBuf>,
     secret: [u8; 32],
+    /// Held while shards are materialised.
+    pub shard_lock: tokio::sync::Mutex<()>,
 }
 
 impl DataPlane {
@@ -64,7 +67,13 @@ impl DataPlane {
             data_dir: data_dir.to_owned(),
             allow_roots: allow_roots.to_owned(),
             secret,
+            shard_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Where the shards of `agreement` live.
+    pub fn shard_dir(&self, agreement: &str) -> PathBuf {
+        shards::directory(&self.data_dir, agreement)
     }
 
     /// The pseudonymisation key of `agreement`.

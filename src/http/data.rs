@@ -304,3 +304,273 @@ impl Pump {
         })
     }
 }
+
+/// Which rank of which job asks, for which epoch.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ShardParams {
+    /// Ranks in the job (default 1).
+    pub world_size: Option<usize>,
+    /// This rank, from 0 (default 0).
+    pub rank: Option<usize>,
+    /// The epoch: each has its own shard order (default 0).
+    pub epoch: Option<u64>,
+    /// The seed of the shard permutation (default 0).
+    pub seed: Option<u64>,
+}
+
+/// The shard plan of one rank for one epoch.
+#[utoipa::path(get, path = "/data/{agreement}/shards", tag = "data",
+    params(("agreement" = String, Path, description = "The agreement id"), ShardParams),
+    responses(
+        (status = 200, description = "`shards`: this rank's segments (shard `url`, `sha256`, `offset`, `rows`), equal in rows for every rank", body = serde_json::Value),
+        (status = 400, description = "rank not below world_size", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid data-plane token", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The agreement no longer permits use", body = super::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn shard_plan(
+    node: web::Data<Node>,
+    request: HttpRequest,
+    agreement: web::Path<String>,
+    params: web::Query<ShardParams>,
+) -> Result<HttpResponse, ApiError> {
+    let agreement = agreement.into_inner();
+    let (subject, transfer, _) = data_token(&node, &request, &agreement)?;
+    let (world_size, rank) = (params.world_size.unwrap_or(1), params.rank.unwrap_or(0));
+    let (epoch, seed) = (params.epoch.unwrap_or(0), params.seed.unwrap_or(0));
+    if world_size == 0 || rank >= world_size {
+        return Err(ApiError::bad_request(format!(
+            "rank must be below world_size (got rank {rank} of {world_size})"
+        )));
+    }
+    let manifest = shard_manifest(&node, &subject, &agreement, &transfer).await?;
+    let mut segments = crate::engine::shards::plan(&manifest, world_size, rank, epoch, seed)?;
+    let base = format!("{}/data/{}/shards", node.config.public_url(), agreement);
+    for segment in &mut segments {
+        segment.url = format!("{base}/{}", segment.n);
+    }
+    let rows: usize = segments.iter().map(|s| s.rows).sum();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "agreement": agreement,
+        "world_size": world_size,
+        "rank": rank,
+        "epoch": epoch,
+        "seed": seed,
+        "rows": rows,
+        "total_rows": manifest.rows,
+        "shard_count": manifest.shards.len(),
+        "shards": segments,
+    })))
+}
+
+/// The agreement's shards, cut on first use (that first cut is the counted pull).
+async fn shard_manifest(
+    node: &web::Data<Node>,
+    subject: &str,
+    agreement: &str,
+    transfer: &str,
+) -> Result<crate::engine::shards::Manifest, ApiError> {
+    let dir = node.dataplane.shard_dir(agreement);
+    let shared = node.clone().into_inner();
+    let (who, id, part) = (
+        subject.to_owned(),
+        agreement.to_owned(),
+        transfer.to_owned(),
+    );
+    web::block(move || shared.contracts.permit(&who, &id, &part)).await??;
+    if let Some(manifest) = crate::engine::shards::read_manifest(&dir) {
+        return Ok(manifest);
+    }
+    let _cutting = node.dataplane.shard_lock.lock().await;
+    if let Some(manifest) = crate::engine::shards::read_manifest(&dir) {
+        return Ok(manifest);
+    }
+    let shared = node.clone().into_inner();
+    let (who, id, part) = (
+        subject.to_owned(),
+        agreement.to_owned(),
+        transfer.to_owned(),
+    );
+    let (record, plan, path, format) = web::block(move || -> Result<_, ApiError> {
+        let (record, plan) = shared.contracts.release(&who, &id, &part)?;
+        let connector = shared
+            .catalog
+            .record(&record.dataset)?
+            .and_then(|r| r.connector)
+            .ok_or_else(|| EngineError::Source("the dataset has no data on this node".into()))?;
+        let path = shared.dataplane.resolve(&connector)?;
+        Ok((record, plan, path, connector.format))
+    })
+    .await??;
+    let key = node.dataplane.agreement_key(&record.id);
+    let source = Source {
+        path: &path,
+        format: &format,
+    };
+    let view = enforce::enforced_view(&source, &plan, key, &Narrowing::default()).await?;
+    let batches = enforce::execute(view).await?;
+    Ok(crate::engine::shards::materialise(batches, &dir).await?)
+}
+
+/// Which form a shard is sent in.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ShardFormat {
+    /// `parquet` (default) or `arrow` (an Arrow IPC stream).
+    pub format: Option<String>,
+}
+
+/// One shard, as Parquet (with `HEAD` and single `Range` requests) or Arrow IPC.
+#[utoipa::path(get, path = "/data/{agreement}/shards/{n}", tag = "data",
+    params(("agreement" = String, Path, description = "The agreement id"), ("n" = usize, Path, description = "The shard number"), ShardFormat),
+    responses(
+        (status = 200, description = "The shard (`ETag` is its SHA-256)", content_type = "application/vnd.apache.parquet"),
+        (status = 206, description = "The requested byte range of the shard"),
+        (status = 404, description = "No such shard", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 416, description = "Range not satisfiable", body = super::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn shard(
+    node: web::Data<Node>,
+    request: HttpRequest,
+    path: web::Path<(String, usize)>,
+    query: web::Query<ShardFormat>,
+) -> Result<HttpResponse, ApiError> {
+    let (agreement, n) = path.into_inner();
+    let (subject, transfer, _) = data_token(&node, &request, &agreement)?;
+    let arrow = match query.format.as_deref() {
+        None | Some("parquet") => false,
+        Some("arrow") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "format is parquet or arrow, not `{}`",
+                other.chars().take(40).collect::<String>()
+            )));
+        }
+    };
+    let manifest = shard_manifest(&node, &subject, &agreement, &transfer).await?;
+    let shard = manifest.shards.get(n).cloned().ok_or_else(|| {
+        ApiError::not_found(format!(
+            "shard {n} does not exist; this agreement has {} shards",
+            manifest.shards.len()
+        ))
+    })?;
+    let file = crate::engine::shards::shard_path(&node.dataplane.shard_dir(&agreement), n);
+    let range = request
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let head = request.method() == actix_web::http::Method::HEAD;
+    let counts = !head && range.as_deref().is_none_or(|r| r.starts_with("bytes=0-"));
+    let shared = node.clone().into_inner();
+    let dataset_rows = shard.rows as u64;
+    let body = web::block(move || -> Result<Vec<u8>, ApiError> {
+        let bytes = std::fs::read(&file).map_err(ApiError::internal)?;
+        let bytes = if arrow {
+            parquet_to_ipc(&bytes)?
+        } else {
+            bytes
+        };
+        if counts {
+            let (record, _) = shared.contracts.permit(&subject, &agreement, &transfer)?;
+            shared
+                .audit
+                .append(Record {
+                    event: "release".into(),
+                    who: subject.clone(),
+                    agreement: agreement.clone(),
+                    dataset: record.dataset.clone(),
+                    part: Some(format!("shard-{n}")),
+                    rows: dataset_rows,
+                    bytes: bytes.len() as u64,
+                })
+                .map_err(ApiError::internal)?;
+            shared
+                .contracts
+                .record_released(&agreement, dataset_rows, bytes.len() as u64)?;
+        }
+        Ok(bytes)
+    })
+    .await??;
+    let media = if arrow {
+        "application/vnd.apache.arrow.stream"
+    } else {
+        "application/vnd.apache.parquet"
+    };
+    let etag = format!("\"{}\"", shard.sha256);
+    let mut response = match range.as_deref().filter(|_| !arrow) {
+        None => {
+            let mut ok = HttpResponse::Ok();
+            ok.insert_header((header::ACCEPT_RANGES, "bytes"));
+            ok
+        }
+        Some(range) => {
+            let (start, end) = byte_range(range, body.len()).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "range-not-satisfiable",
+                    "Range not satisfiable",
+                    format!(
+                        "ask for one range within 0-{} (e.g. bytes=0-1023)",
+                        body.len().saturating_sub(1)
+                    ),
+                )
+            })?;
+            let mut partial = HttpResponse::PartialContent();
+            partial.insert_header((
+                header::CONTENT_RANGE,
+                format!("bytes {start}-{end}/{}", body.len()),
+            ));
+            let slice = body[start..=end].to_vec();
+            return Ok(partial
+                .insert_header((header::ETAG, etag))
+                .content_type(media)
+                .body(slice));
+        }
+    };
+    response
+        .insert_header((header::ETAG, etag))
+        .insert_header(("X-Shard-Rows", shard.rows.to_string()))
+        .insert_header(("X-Shard-SHA256", shard.sha256.clone()))
+        .content_type(media);
+    // For HEAD, actix sends the headers of this body (its length included) and not the body.
+    Ok(response.body(body))
+}
+
+/// One `bytes=a-b`, `bytes=a-` or `bytes=-n` range within `len` bytes, as inclusive bounds.
+fn byte_range(header: &str, len: usize) -> Option<(usize, usize)> {
+    let spec = header.strip_prefix("bytes=")?;
+    if spec.contains(',') || len == 0 {
+        return None;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let (start, end) = match (first.trim(), last.trim()) {
+        ("", suffix) => {
+            let n: usize = suffix.parse().ok()?;
+            (len.checked_sub(n.min(len))?, len - 1)
+        }
+        (a, "") => (a.parse().ok()?, len - 1),
+        (a, b) => (a.parse().ok()?, b.parse::<usize>().ok()?.min(len - 1)),
+    };
+    (start <= end && start < len).then_some((start, end))
+}
+
+/// A shard's Parquet bytes as an Arrow IPC stream.
+fn parquet_to_ipc(bytes: &[u8]) -> Result<Vec<u8>, ApiError> {
+    use datafusion::arrow::record_batch::RecordBatchReader as _;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(bytes))
+        .and_then(|b| b.build())
+        .map_err(ApiError::internal)?;
+    let schema = reader.schema();
+    let mut writer = StreamWriter::try_new(Vec::new(), &schema).map_err(ApiError::internal)?;
+    for batch in reader {
+        writer
+            .write(&batch.map_err(ApiError::internal)?)
+            .map_err(ApiError::internal)?;
+    }
+    writer.finish().map_err(ApiError::internal)?;
+    writer.into_inner().map_err(ApiError::internal)
+}

@@ -32,7 +32,7 @@ use utoipa::OpenApi;
         contracts::negotiate, contracts::negotiation, contracts::negotiation_events,
         contracts::approve, contracts::reject, contracts::terminate, contracts::agreement,
         contracts::start_transfer, contracts::transfer, contracts::refresh, contracts::transfer_action,
-        contracts::audit, data::arrow,
+        contracts::audit, data::arrow, data::shard_plan, data::shard,
     ),
     components(schemas(error::Problem, crate::catalog::Published, crate::catalog::FindingView,
         crate::catalog::SearchResults, crate::catalog::SearchItem,
@@ -102,6 +102,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/api/transfers/{id}/token").post(contracts::refresh))
         .service(web::resource("/api/transfers/{id}/{action}").post(contracts::transfer_action))
         .service(web::resource("/data/{agreement}/arrow").get(data::arrow))
+        .service(web::resource("/data/{agreement}/shards").get(data::shard_plan))
+        .service(
+            web::resource("/data/{agreement}/shards/{n}")
+                .route(web::get().to(data::shard))
+                .route(web::head().to(data::shard)),
+        )
         .service(web::resource("/.well-known/dspace-version").get(dsp::version))
         .service(web::resource("/dsp/catalog/request").post(dsp::catalog_request))
         .service(web::resource("/dsp/catalog/datasets/{id}").get(dsp::dataset))

@@ -486,3 +486,166 @@ fn the_cli_negotiates_and_pulls() {
     let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
     assert_eq!(rows, 262_080, "the whole climate pool");
 }
+
+/// The shard plan gives every rank of any world size the same number of samples, disjoint and
+/// together complete, in a global order that does not depend on the world size; shards are
+/// Parquet files whose SHA-256 the plan states, served with HEAD, Range and as Arrow IPC.
+#[test]
+fn shards_are_deterministic_disjoint_complete_and_verifiable() {
+    use sha2::Digest as _;
+    let node = TestNode::start(Options {
+        demo: true,
+        ..Options::default()
+    });
+    let (agreement, _, token) = pull_rights(&node, "alice", "health");
+    let plan = |world: usize, rank: usize, epoch: u64| -> Json {
+        let answer = node.get(
+            &format!(
+                "/data/{agreement}/shards?world_size={world}&rank={rank}&epoch={epoch}&seed=7"
+            ),
+            &[("Authorization", &bearer(&token))],
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        answer.json()
+    };
+    let samples = |plan: &Json| -> Vec<(u64, u64)> {
+        plan["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| {
+                let (n, offset, rows) = (
+                    s["n"].as_u64().unwrap(),
+                    s["offset"].as_u64().unwrap(),
+                    s["rows"].as_u64().unwrap(),
+                );
+                (offset..offset + rows).map(move |r| (n, r))
+            })
+            .collect()
+    };
+    let total = plan(1, 0, 0)["total_rows"].as_u64().unwrap();
+    let mut global4 = Vec::new();
+    let mut sizes = HashSet::new();
+    for rank in 0..4 {
+        let part = plan(4, rank, 1);
+        sizes.insert(part["rows"].as_u64().unwrap());
+        global4.extend(samples(&part));
+    }
+    assert_eq!(sizes.len(), 1, "equal ranks: {sizes:?}");
+    assert_eq!(global4.len() as u64, total - total % 4);
+    assert_eq!(
+        global4.iter().collect::<HashSet<_>>().len(),
+        global4.len(),
+        "disjoint"
+    );
+    let global3: Vec<(u64, u64)> = (0..3).flat_map(|rank| samples(&plan(3, rank, 1))).collect();
+    let shorter = global3.len().min(global4.len());
+    assert_eq!(
+        global3[..shorter],
+        global4[..shorter],
+        "the global order is the same for any world size"
+    );
+    assert_ne!(
+        samples(&plan(1, 0, 1))[..100],
+        samples(&plan(1, 0, 2))[..100],
+        "each epoch has its own order"
+    );
+
+    // Every shard verifies and, in shard order, they hold the enforced stream.
+    let whole = plan(1, 0, 0);
+    let mut shard_rows = 0;
+    let mut seen = HashSet::new();
+    for segment in whole["shards"].as_array().unwrap() {
+        let n = segment["n"].as_u64().unwrap();
+        if !seen.insert(n) {
+            continue;
+        }
+        let url = segment["url"].as_str().unwrap();
+        assert!(url.ends_with(&format!("/data/{agreement}/shards/{n}")));
+        let body = node.get(
+            &format!("/data/{agreement}/shards/{n}"),
+            &[("Authorization", &bearer(&token))],
+        );
+        assert_eq!(body.status, 200, "{}", body.text());
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(&body.body)),
+            segment["sha256"].as_str().unwrap()
+        );
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(body.body.clone()))
+                .unwrap()
+                .build()
+                .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            assert!(batch.column_by_name("postcode").is_none());
+            shard_rows += batch.num_rows();
+        }
+    }
+    assert_eq!(shard_rows as u64, total);
+    let streamed: usize = batches(&pull(&node, &agreement, &token, ""))
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum();
+    assert_eq!(
+        streamed as u64, total,
+        "shards and stream release the same rows"
+    );
+
+    let head = node.send(
+        "HEAD",
+        &format!("/data/{agreement}/shards/0"),
+        &[("Authorization", &bearer(&token))],
+        b"",
+    );
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    let length: usize = head.header("content-length").unwrap().parse().unwrap();
+    let ranged = node.get(
+        &format!("/data/{agreement}/shards/0"),
+        &[("Authorization", &bearer(&token)), ("Range", "bytes=0-99")],
+    );
+    assert_eq!(ranged.status, 206);
+    assert_eq!(ranged.body.len(), 100);
+    assert_eq!(
+        ranged.header("content-range"),
+        Some(format!("bytes 0-99/{length}").as_str())
+    );
+    let arrow = node.get(
+        &format!("/data/{agreement}/shards/0?format=arrow"),
+        &[("Authorization", &bearer(&token))],
+    );
+    assert_eq!(
+        batches(&arrow)
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>(),
+        16_384
+    );
+
+    node.get(
+        &format!("/data/{agreement}/shards?world_size=2&rank=2"),
+        &[("Authorization", &bearer(&token))],
+    )
+    .assert_problem(400);
+    node.get(
+        &format!("/data/{agreement}/shards/9999"),
+        &[("Authorization", &bearer(&token))],
+    )
+    .assert_problem(404);
+    node.get(
+        &format!("/data/{agreement}/shards/0?format=xml"),
+        &[("Authorization", &bearer(&token))],
+    )
+    .assert_problem(400);
+    node.get(
+        &format!("/data/{agreement}/shards/0"),
+        &[
+            ("Authorization", &bearer(&token)),
+            ("Range", "bytes=999999999-"),
+        ],
+    )
+    .assert_problem(416);
+    node.get(&format!("/data/{agreement}/shards"), &[])
+        .assert_problem(401);
+}
