@@ -2882,12 +2882,23 @@ fn dataset_of_offer_id(offer: &str) -> Option<String> {
 
 /// The refusal a denial stands for: its reasons and the constraints that failed.
 fn refusal_of(decision: &policy::Decision) -> Refusal {
+    // A permission fails by the constraints that do not hold; a prohibition by the ones that
+    // hold and so make it apply.
     let failed_constraints = decision
         .rules
         .iter()
-        .filter(|r| !r.active)
-        .flat_map(|r| r.constraints.iter().chain(&r.refinements))
-        .filter(|c| c.state != Satisfaction::Satisfied)
+        .flat_map(|r| {
+            let prohibition = r.kind == policy::RuleKind::Prohibition;
+            let counts = if prohibition { r.active } else { !r.active };
+            r.constraints.iter().chain(&r.refinements).filter(move |c| {
+                counts
+                    && if prohibition {
+                        c.state == Satisfaction::Satisfied
+                    } else {
+                        c.state != Satisfaction::Satisfied
+                    }
+            })
+        })
         .map(policy::ConstraintReport::sentence)
         .collect();
     Refusal {

@@ -109,13 +109,7 @@ fn negotiation_answer(
             let refusal = record.refusal.clone();
             let detail = refusal.as_ref().map_or_else(
                 || "the negotiation was terminated".to_owned(),
-                |r| {
-                    let mut text = format!("refused by the {}: {}", r.by, r.reason);
-                    if !r.failed_constraints.is_empty() {
-                        text.push_str(&format!(" (failed: {})", r.failed_constraints.join("; ")));
-                    }
-                    text
-                },
+                |r| format!("refused by the {}: {}", r.by, r.reason),
             );
             let problem = ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -372,7 +366,12 @@ fn transfer_json(record: &TransferRecord, events: Option<&[Event]>) -> Json {
                 address.get("endpoint").cloned().unwrap_or(Json::Null),
             );
             fields.insert("token".into(), property("authorization"));
-            fields.insert("expires_in".into(), property("expiresIn"));
+            let expires_in = property("expiresIn");
+            let expires_in = expires_in
+                .as_str()
+                .and_then(|s| s.parse::<u64>().ok())
+                .map_or(expires_in, Json::from);
+            fields.insert("expires_in".into(), expires_in);
             fields.insert("refresh".into(), json!({
                 "method": "POST",
                 "url": property("refreshEndpoint"),

@@ -574,3 +574,35 @@ fn parquet_to_ipc(bytes: &[u8]) -> Result<Vec<u8>, ApiError> {
     writer.finish().map_err(ApiError::internal)?;
     writer.into_inner().map_err(ApiError::internal)
 }
+
+/// What the data-plane endpoint of a transfer offers: links to the stream and the shard plan.
+#[utoipa::path(get, path = "/data/{agreement}", tag = "data",
+    params(("agreement" = String, Path, description = "The agreement id")),
+    responses((status = 200, description = "`arrow` and `shards` URLs, and what is released", body = serde_json::Value),
+        (status = 401, description = "No valid data-plane token", body = super::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn index(
+    node: web::Data<Node>,
+    request: HttpRequest,
+    agreement: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let agreement = agreement.into_inner();
+    let (subject, transfer, expires) = data_token(&node, &request, &agreement)?;
+    let shared = node.clone().into_inner();
+    let id = agreement.clone();
+    let (record, plan) =
+        web::block(move || shared.contracts.permit(&subject, &id, &transfer)).await??;
+    let base = format!("{}/data/{}", node.config.public_url(), agreement);
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "agreement": agreement,
+        "dataset": record.dataset,
+        "arrow": format!("{base}/arrow"),
+        "shards": format!("{base}/shards?world_size=1&rank=0&epoch=0&seed=0"),
+        "token_expires": DateTime::from_timestamp(expires, 0).map(|t| t.to_rfc3339()),
+        "agreement_expires": record.expires,
+        "dropped_columns": plan.dropped_columns,
+        "pseudonymised_columns": plan.pseudonymised_columns,
+        "generalised_columns": plan.generalisations.iter().map(|g| g.column.clone()).collect::<Vec<_>>(),
+        "row_budget_left": plan.row_budget,
+    })))
+}

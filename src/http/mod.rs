@@ -32,7 +32,7 @@ use utoipa::OpenApi;
         contracts::negotiate, contracts::negotiation, contracts::negotiation_events,
         contracts::approve, contracts::reject, contracts::terminate, contracts::agreement,
         contracts::start_transfer, contracts::transfer, contracts::refresh, contracts::transfer_action,
-        contracts::audit, data::arrow, data::shard_plan, data::shard,
+        contracts::audit, data::index, data::arrow, data::shard_plan, data::shard,
     ),
     components(schemas(error::Problem, crate::catalog::Published, crate::catalog::FindingView,
         crate::catalog::SearchResults, crate::catalog::SearchItem,
@@ -101,6 +101,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/api/transfers/{id}").get(contracts::transfer))
         .service(web::resource("/api/transfers/{id}/token").post(contracts::refresh))
         .service(web::resource("/api/transfers/{id}/{action}").post(contracts::transfer_action))
+        .service(web::resource("/data/{agreement}").get(data::index))
         .service(web::resource("/data/{agreement}/arrow").get(data::arrow))
         .service(web::resource("/data/{agreement}/shards").get(data::shard_plan))
         .service(

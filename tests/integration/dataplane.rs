@@ -649,3 +649,28 @@ fn shards_are_deterministic_disjoint_complete_and_verifiable() {
     node.get(&format!("/data/{agreement}/shards"), &[])
         .assert_problem(401);
 }
+
+/// The endpoint a transfer hands out answers: it links the stream and the shard plan and says
+/// what the agreement releases.
+#[test]
+fn the_transfer_endpoint_describes_the_release() {
+    let node = TestNode::start(Options {
+        demo: true,
+        ..Options::default()
+    });
+    let (agreement, _, token) = pull_rights(&node, "alice", "health");
+    let index = node.get(
+        &format!("/data/{agreement}"),
+        &[("Authorization", &bearer(&token))],
+    );
+    assert_eq!(index.status, 200, "{}", index.text());
+    let index = index.json();
+    assert!(index["arrow"].as_str().unwrap().ends_with("/arrow"));
+    assert_eq!(index["dropped_columns"], json!(["postcode"]));
+    assert!(
+        index["pseudonymised_columns"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("patient_id"))
+    );
+}
