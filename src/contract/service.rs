@@ -30,6 +30,9 @@ use serde_json::{Map, Value as Json, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The extension member of `ContractNegotiation` that says why a negotiation waits.
+const WAITING_IRI: &str = "https://w3id.org/agora/ns#waiting";
+
 /// The transfer type the node offers: the consumer pulls over HTTP with a bearer token.
 pub const PULL_FORMAT: &str = "HttpData-PULL";
 
@@ -501,6 +504,16 @@ impl Contracts {
         detail: impl Into<String>,
     ) -> Result<()> {
         record.updated = self.now_text();
+        // Nobody waits for a person once there is an agreement or an end.
+        if matches!(
+            record.state,
+            NegotiationState::Agreed
+                | NegotiationState::Verified
+                | NegotiationState::Finalized
+                | NegotiationState::Terminated
+        ) {
+            record.waiting = None;
+        }
         let event = self.event(
             Kind::Negotiation,
             &record.id,
@@ -1342,11 +1355,17 @@ impl Contracts {
                 what: "contract negotiation".into(),
             });
         }
-        Ok(messages::negotiation_json(
+        let mut answer = messages::negotiation_json(
             record.provider_pid.as_deref().unwrap_or_default(),
             record.consumer_pid.as_deref().unwrap_or_default(),
             record.state,
-        ))
+        );
+        // DSP has no message for "waiting for a person"; the reason travels as an extension
+        // member (a full IRI, which other connectors ignore), so the consumer's user sees it.
+        if let (Some(waiting), Json::Object(fields)) = (&record.waiting, &mut answer) {
+            fields.insert(WAITING_IRI.into(), json!(waiting));
+        }
+        Ok(answer)
     }
 
     /// `POST /dsp/negotiations/offers`: a provider starts a negotiation with an offer. The
@@ -1776,16 +1795,52 @@ impl Contracts {
                 }
             }
         }
-        self.wait_for(&id, |r| r.state.is_final() || r.waiting.is_some())
+        let done = |r: &NegotiationRecord| r.state.is_final() || r.waiting.is_some();
+        // A provider that decides on its own answers within a moment; one that waits for a
+        // person says why when asked.
+        let first = self.wait_for(&id, done, Duration::from_secs(2).min(self.options.wait))?;
+        if done(&first) || first.provider_pid.is_none() {
+            return Ok(first);
+        }
+        let url = format!(
+            "{provider}/negotiations/{}",
+            encode(first.provider_pid.as_deref().unwrap_or_default())
+        );
+        let said = self
+            .node_token(&audience, &claims)
+            .and_then(|token| outbound::call(&url, &token, None))
+            .ok()
+            .and_then(|answer| answer.body)
+            .and_then(|body| {
+                body.get(WAITING_IRI)
+                    .and_then(Json::as_str)
+                    .map(str::to_owned)
+            });
+        if let Some(said) = said {
+            let _guard = self.store.lock();
+            let mut record = self.negotiation(&id)?;
+            if !record.state.is_final() && record.waiting.is_none() {
+                record.waiting = Some(format!("the provider says: {said}"));
+                self.save_negotiation(
+                    &mut record,
+                    "received",
+                    None,
+                    format!("the provider waits: {said}"),
+                )?;
+            }
+            return Ok(record);
+        }
+        self.wait_for(&id, done, self.options.wait)
     }
 
-    /// Polls a negotiation until `done` or the wait runs out.
+    /// Polls a negotiation until `done` or `wait` runs out.
     fn wait_for(
         &self,
         id: &str,
         done: impl Fn(&NegotiationRecord) -> bool,
+        wait: Duration,
     ) -> Result<NegotiationRecord> {
-        let deadline = Instant::now() + self.options.wait;
+        let deadline = Instant::now() + wait;
         loop {
             let record = self.negotiation(id)?;
             if done(&record) || Instant::now() >= deadline {

@@ -984,3 +984,64 @@ fn ai_training_is_a_purpose_of_its_own() {
     )
     .assert_problem(403);
 }
+
+/// Across two nodes, a negotiation that waits for the provider's holder says why on the
+/// consumer's side too, and completes once the holder approves.
+#[test]
+fn a_remote_negotiation_shows_why_it_waits() {
+    let mut provider = TestNode::start(Options::default());
+    let mut consumer = TestNode::start(Options::default());
+    trust_each_other(&mut provider, &mut consumer);
+    let holder = provider.token("grid-operator", Role::Holder, &[]);
+    let mut description = fixture("dataset.ttl");
+    description.extend_from_slice(approval_policy().as_bytes());
+    let published = provider.send(
+        "POST",
+        "/api/datasets",
+        &[
+            ("Content-Type", "text/turtle"),
+            ("Authorization", &bearer(&holder)),
+        ],
+        &description,
+    );
+    assert_eq!(published.status, 201, "{}", published.text());
+    let dataset = published.json()["id"].as_str().unwrap().to_owned();
+
+    let alice = researcher(&consumer, "alice", "DE");
+    let pending = negotiate(
+        &consumer,
+        &alice,
+        json!({"dataset": dataset, "purpose": "dpv:AcademicResearch", "provider": format!("{}/dsp", provider.url)}),
+    );
+    assert_eq!(pending.status, 202, "{}", pending.text());
+    let body = pending.json();
+    assert!(
+        body["waiting"].as_str().unwrap().contains("approval"),
+        "{body}"
+    );
+    let id = body["id"].as_str().unwrap().to_owned();
+
+    let provider_pid = body["provider_pid"].as_str().unwrap().to_owned();
+    let approved = post(
+        &provider,
+        &holder,
+        &format!("/api/negotiations/{provider_pid}/approve"),
+        b"",
+    );
+    assert_eq!(
+        approved.status,
+        202,
+        "the provider waits for the consumer's verification: {}",
+        approved.text()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = get(&consumer, &alice, &format!("/api/negotiations/{id}")).json();
+        if state["state"] == "FINALIZED" {
+            assert!(state["agreement"]["id"].is_string(), "{state}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "stayed {state}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
