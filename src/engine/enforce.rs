@@ -32,8 +32,57 @@ use std::sync::Arc;
 pub struct Narrowing {
     /// Only these released columns, in this order.
     pub columns: Option<Vec<String>>,
+    /// Only rows whose released values satisfy all of these.
+    pub filters: Vec<ConsumerFilter>,
     /// At most this many rows.
     pub limit: Option<usize>,
+}
+
+/// A condition a consumer puts on released values: `column op value`, written
+/// `column:op:value` in a query string (`op` one of eq, neq, lt, lteq, gt, gteq).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumerFilter {
+    /// A released column.
+    pub column: String,
+    /// The comparison.
+    pub operator: FilterOperator,
+    /// The value as written; it is read as the column's type.
+    pub value: String,
+}
+
+impl std::str::FromStr for ConsumerFilter {
+    type Err = EngineError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut parts = text.splitn(3, ':');
+        let (Some(column), Some(operator), Some(value)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(EngineError::BadRequest(format!(
+                "a filter is column:op:value (op: eq, neq, lt, lteq, gt, gteq), not `{}`",
+                text.chars().take(80).collect::<String>()
+            )));
+        };
+        let operator = match operator {
+            "eq" => FilterOperator::Eq,
+            "neq" => FilterOperator::Neq,
+            "lt" => FilterOperator::Lt,
+            "lteq" => FilterOperator::Lteq,
+            "gt" => FilterOperator::Gt,
+            "gteq" => FilterOperator::Gteq,
+            other => {
+                return Err(EngineError::BadRequest(format!(
+                    "unknown filter operator `{}`; use eq, neq, lt, lteq, gt or gteq",
+                    other.chars().take(20).collect::<String>()
+                )));
+            }
+        };
+        Ok(Self {
+            column: column.to_owned(),
+            operator,
+            value: value.to_owned(),
+        })
+    }
 }
 
 /// The source files of a dataset: a folder or file, and its format.
@@ -195,7 +244,14 @@ pub async fn enforced_view(
     key: [u8; 32],
     narrowing: &Narrowing,
 ) -> Result<DataFrame, EngineError> {
-    let context = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+    // One partition keeps the row order of the files (the shards and resumable pulls rely on
+    // it); view types are off so that released columns keep the files' own types (utf8, not
+    // utf8view), which every Arrow and Parquet reader understands.
+    let config = SessionConfig::new().with_target_partitions(1).set_bool(
+        "datafusion.execution.parquet.schema_force_view_types",
+        false,
+    );
+    let context = SessionContext::new_with_config(config);
     let path = source.path.to_string_lossy().into_owned();
     let raw = match source.format {
         "parquet" => {
@@ -247,7 +303,55 @@ pub async fn enforced_view(
         released.push(expr.alias(name));
     }
     view = view.select(released).map_err(internal)?;
-    // 3. The consumer's narrowing, above the policy.
+    // 3. The consumer's narrowing, above the policy: filters compare released values (a
+    //    generalised date with the generalised date); a pseudonymised column cannot be
+    //    filtered at all, so no comparison can probe for the value behind a pseudonym.
+    for filter in &narrowing.filters {
+        if plan.pseudonymised_columns.contains(&filter.column) {
+            return Err(EngineError::BadRequest(format!(
+                "column `{}` is pseudonymised under this agreement and cannot be filtered",
+                filter.column
+            )));
+        }
+        let field = view
+            .schema()
+            .fields()
+            .iter()
+            .find(|f| f.name() == &filter.column)
+            .cloned()
+            .ok_or_else(|| {
+                EngineError::BadRequest(format!(
+                    "column `{}` is not released under this agreement",
+                    filter.column
+                ))
+            })?;
+        let value = ScalarValue::try_from_string(filter.value.clone(), field.data_type()).map_err(
+            |_| {
+                EngineError::BadRequest(format!(
+                    "`{}` is not a value of column `{}` ({})",
+                    filter.value.chars().take(80).collect::<String>(),
+                    filter.column,
+                    field.data_type()
+                ))
+            },
+        )?;
+        let target = col(quoted(&filter.column));
+        let value = lit(value);
+        let condition = match filter.operator {
+            FilterOperator::Eq => target.eq(value),
+            FilterOperator::Neq => target.not_eq(value),
+            FilterOperator::Lt => target.lt(value),
+            FilterOperator::Lteq => target.lt_eq(value),
+            FilterOperator::Gt => target.gt(value),
+            FilterOperator::Gteq => target.gt_eq(value),
+            FilterOperator::IsAnyOf | FilterOperator::IsNoneOf => {
+                return Err(EngineError::BadRequest(
+                    "consumer filters compare with one value".into(),
+                ));
+            }
+        };
+        view = view.filter(condition).map_err(internal)?;
+    }
     if let Some(wanted) = &narrowing.columns {
         let available: Vec<String> = view
             .schema()

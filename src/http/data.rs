@@ -50,6 +50,11 @@ impl From<EngineError> for ApiError {
 pub struct PullParams {
     /// Comma-separated released columns to keep, in order.
     pub columns: Option<String>,
+    /// Comma-separated conditions on released values, each `column:op:value`
+    /// (op: eq, neq, lt, lteq, gt, gteq); pseudonymised columns cannot be filtered.
+    #[serde(rename = "where")]
+    #[param(rename = "where")]
+    pub filter: Option<String>,
     /// At most this many rows.
     pub limit: Option<usize>,
 }
@@ -120,6 +125,17 @@ pub async fn arrow(
                 .filter(|s| !s.is_empty())
                 .collect()
         }),
+        filters: params
+            .filter
+            .as_deref()
+            .map(|f| {
+                f.split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(str::parse)
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default(),
         limit: params.limit,
     };
     let shared = node.clone().into_inner();

@@ -674,3 +674,62 @@ fn the_transfer_endpoint_describes_the_release() {
             .contains(&json!("patient_id"))
     );
 }
+
+/// Consumer filters work on released values only: on generalised columns they see the
+/// generalised value, a pseudonymised column cannot be filtered, a withheld one does not exist.
+#[test]
+fn consumer_filters_cannot_probe_what_the_policy_hides() {
+    use datafusion::arrow::array::Float64Array;
+    let node = TestNode::start(Options {
+        demo: true,
+        ..Options::default()
+    });
+    let (agreement, _, token) = pull_rights(&node, "alice", "health");
+    let filtered = batches(&pull(
+        &node,
+        &agreement,
+        &token,
+        "?where=sex:eq:F,hba1c:gt:7.5&columns=sex,hba1c",
+    ));
+    let rows: usize = filtered.iter().map(RecordBatch::num_rows).sum();
+    assert!(rows > 0);
+    for batch in &filtered {
+        assert!(
+            strings(std::slice::from_ref(batch), "sex")
+                .iter()
+                .all(|s| s == "F")
+        );
+        let hba1c = batch
+            .column_by_name("hba1c")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        assert!((0..hba1c.len()).all(|i| hba1c.value(i) > 7.5));
+    }
+    let count = |query: &str| {
+        batches(&pull(&node, &agreement, &token, query))
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>()
+    };
+    assert!(
+        count("?where=birth_date:gteq:1960-01-01,birth_date:lteq:1960-01-01&columns=birth_date")
+            > 0
+    );
+    assert_eq!(
+        count("?where=birth_date:eq:1960-03-15&columns=birth_date"),
+        0,
+        "only generalised dates exist"
+    );
+    let masked =
+        pull(&node, &agreement, &token, "?where=patient_id:eq:P00000042").assert_problem(400);
+    assert!(
+        masked["detail"].as_str().unwrap().contains("pseudonymised"),
+        "{masked}"
+    );
+    pull(&node, &agreement, &token, "?where=postcode:eq:10115").assert_problem(400);
+    pull(&node, &agreement, &token, "?where=hba1c:gt:lots").assert_problem(400);
+    pull(&node, &agreement, &token, "?where=hba1c:like:7").assert_problem(400);
+    pull(&node, &agreement, &token, "?where=hba1c").assert_problem(400);
+}
