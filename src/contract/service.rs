@@ -2818,29 +2818,41 @@ impl Contracts {
         Ok(ended)
     }
 
-    /// What a data-plane request may receive now: the transfer named by the token must be
-    /// STARTED, under `agreement`, for `subject`, and the agreement must still permit use with
-    /// this pull counted (the policy's `count`). The pull is recorded before any data leaves.
-    /// The answer is the agreement and the enforcement plan, its row budget reduced to what is
-    /// left of it.
+    /// What a stream may receive now: the transfer named by the token must be STARTED, under
+    /// `agreement`, for `subject`, and the agreement must still permit use with this pull
+    /// counted (the policy's `count`). The pull is recorded, and what is left of the row budget
+    /// reserved for it, before any data leaves, so that parallel streams cannot together
+    /// exceed the budget; [`Contracts::settle`] gives back what the stream did not use. The
+    /// answer is the agreement and the enforcement plan, its row budget the reservation.
     pub fn release(
         &self,
         subject: &str,
         agreement: &str,
         transfer: &str,
     ) -> Result<(AgreementRecord, policy::EnforcementPlan)> {
-        self.authorise(subject, agreement, transfer, true)
+        self.authorise(subject, agreement, transfer, Access::Stream)
     }
 
-    /// [`Contracts::release`] without counting a pull: for reading a shard plan or one shard
-    /// of a set whose materialisation was the counted pull.
+    /// Like [`Contracts::release`] for cutting an agreement's shards: the pull is counted, and
+    /// rows are charged when each shard is fetched.
+    pub fn release_for_shards(
+        &self,
+        subject: &str,
+        agreement: &str,
+        transfer: &str,
+    ) -> Result<(AgreementRecord, policy::EnforcementPlan)> {
+        self.authorise(subject, agreement, transfer, Access::Cut)
+    }
+
+    /// The same checks without counting or reserving anything: for reading a shard plan or one
+    /// shard of a set whose cutting was the counted pull.
     pub fn permit(
         &self,
         subject: &str,
         agreement: &str,
         transfer: &str,
     ) -> Result<(AgreementRecord, policy::EnforcementPlan)> {
-        self.authorise(subject, agreement, transfer, false)
+        self.authorise(subject, agreement, transfer, Access::Read)
     }
 
     fn authorise(
@@ -2848,7 +2860,7 @@ impl Contracts {
         subject: &str,
         agreement: &str,
         transfer: &str,
-        count_pull: bool,
+        access: Access,
     ) -> Result<(AgreementRecord, policy::EnforcementPlan)> {
         let not_found = || ContractError::NotFound {
             what: "agreement".into(),
@@ -2884,6 +2896,9 @@ impl Contracts {
                 )));
             }
             plan.row_budget = Some(left);
+            if access == Access::Stream {
+                record.usage.rows_released = budget;
+            }
         }
         if let Some(budget) = plan.byte_budget
             && record.usage.bytes_released >= budget
@@ -2892,7 +2907,7 @@ impl Contracts {
                 "the agreement's byte budget of {budget} bytes is used up"
             )));
         }
-        if count_pull {
+        if access != Access::Read {
             record.usage.pulls += 1;
             self.store
                 .put(Kind::Agreement, &record.id, &record, &[], None)?;
@@ -2900,15 +2915,35 @@ impl Contracts {
         Ok((record, plan))
     }
 
-    /// Adds what a finished (or ended) pull released to the agreement's usage.
+    /// Adds what a shard fetch released to the agreement's usage.
     pub fn record_released(&self, agreement: &str, rows: u64, bytes: u64) -> Result<()> {
+        self.settle(agreement, 0, rows, bytes)
+    }
+
+    /// Settles a stream: of the `reserved` rows it held, `rows` were sent (with `bytes`).
+    pub fn settle(&self, agreement: &str, reserved: u64, rows: u64, bytes: u64) -> Result<()> {
         let _guard = self.store.lock();
         let mut record = self.agreement(agreement)?;
-        record.usage.rows_released = record.usage.rows_released.saturating_add(rows);
+        record.usage.rows_released = record
+            .usage
+            .rows_released
+            .saturating_sub(reserved)
+            .saturating_add(rows);
         record.usage.bytes_released = record.usage.bytes_released.saturating_add(bytes);
         self.store
             .put(Kind::Agreement, &record.id, &record, &[], None)
     }
+}
+
+/// What a data-plane request does to an agreement's usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// A stream: counts a pull and reserves the rest of the row budget.
+    Stream,
+    /// Cutting shards: counts a pull.
+    Cut,
+    /// Reading a plan or a shard: neither.
+    Read,
 }
 
 /// The IRI a purpose names: an IRI, `dpv:Name` (DPV) or `agora:AITraining` (the profile's).

@@ -166,8 +166,22 @@ pub async fn arrow(
         path: &path,
         format: &format,
     };
-    let view = enforce::enforced_view(&source, &plan, key, &narrowing).await?;
-    let batches = enforce::execute(view).await?;
+    // The stream holds a reservation of the row budget; a pull that fails before it starts
+    // gives it back.
+    let reserved = plan.row_budget.unwrap_or(0);
+    let opened = match enforce::enforced_view(&source, &plan, key, &narrowing).await {
+        Ok(view) => enforce::execute(view).await,
+        Err(error) => Err(error),
+    };
+    let batches = match opened {
+        Ok(batches) => batches,
+        Err(error) => {
+            let shared = node.clone().into_inner();
+            let id = record.id.clone();
+            let _ = web::block(move || shared.contracts.settle(&id, reserved, 0, 0)).await;
+            return Err(error.into());
+        }
+    };
     let agreement_expires = record
         .expires
         .as_deref()
@@ -180,6 +194,7 @@ pub async fn arrow(
         deadline,
         node.into_inner(),
         (subject_for_audit, record.id, record.dataset),
+        reserved,
     )?;
     Ok(HttpResponse::Ok()
         .content_type("application/vnd.apache.arrow.stream")
@@ -200,13 +215,14 @@ struct Pump {
     agreement: String,
     dataset: String,
     recorded: bool,
+    reserved: u64,
 }
 
-/// Counts what a pull released against the agreement's budgets and audits it.
-fn record_release(node: &Node, record: Record) {
-    if let Err(error) = node
-        .contracts
-        .record_released(&record.agreement, record.rows, record.bytes)
+/// Settles what a stream released against the reservation it held, and audits it.
+fn record_release(node: &Node, record: Record, reserved: u64) {
+    if let Err(error) =
+        node.contracts
+            .settle(&record.agreement, reserved, record.rows, record.bytes)
     {
         tracing::error!(%error, "could not count a release against its agreement");
     }
@@ -225,7 +241,8 @@ impl Drop for Pump {
         self.recorded = true;
         let (node, mut record) = (self.node.clone(), self.release_record());
         record.event = "release-ended-early".into();
-        tokio::task::spawn_blocking(move || record_release(&node, record));
+        let reserved = self.reserved;
+        tokio::task::spawn_blocking(move || record_release(&node, record, reserved));
     }
 }
 
@@ -237,6 +254,7 @@ impl Pump {
         deadline: DateTime<Utc>,
         node: Arc<Node>,
         (who, agreement, dataset): (String, String, String),
+        reserved: u64,
     ) -> Result<Self, ApiError> {
         let writer =
             StreamWriter::try_new(Vec::new(), &batches.schema()).map_err(ApiError::internal)?;
@@ -253,6 +271,7 @@ impl Pump {
             agreement,
             dataset,
             recorded: false,
+            reserved,
         })
     }
 
@@ -313,7 +332,8 @@ impl Pump {
                     let end = pump.take();
                     let (node, record) = (pump.node.clone(), pump.release_record());
                     pump.recorded = true;
-                    let _ = web::block(move || record_release(&node, record)).await;
+                    let reserved = pump.reserved;
+                    let _ = web::block(move || record_release(&node, record, reserved)).await;
                     Ok(Some((end, pump)))
                 }
             }
@@ -409,7 +429,7 @@ async fn shard_manifest(
         transfer.to_owned(),
     );
     let (record, plan, path, format) = web::block(move || -> Result<_, ApiError> {
-        let (record, plan) = shared.contracts.release(&who, &id, &part)?;
+        let (record, plan) = shared.contracts.release_for_shards(&who, &id, &part)?;
         let connector = shared
             .catalog
             .record(&record.dataset)?

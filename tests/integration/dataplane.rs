@@ -733,3 +733,102 @@ fn consumer_filters_cannot_probe_what_the_policy_hides() {
     pull(&node, &agreement, &token, "?where=hba1c:like:7").assert_problem(400);
     pull(&node, &agreement, &token, "?where=hba1c").assert_problem(400);
 }
+
+/// Parallel streams cannot together exceed a row budget: an open stream holds what is left of
+/// it, a second stream meanwhile is refused, and what the first did not send (the client went
+/// away) comes back for the next pull.
+#[test]
+fn parallel_streams_share_one_row_budget() {
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::io::{Read as _, Write as _};
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("big.parquet");
+    let schema = std::sync::Arc::new(Schema::new(vec![Field::new(
+        "reading",
+        DataType::Int64,
+        false,
+    )]));
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&file).unwrap(),
+        schema.clone(),
+        None,
+    )
+    .unwrap();
+    for chunk in 0..40 {
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![std::sync::Arc::new(Int64Array::from_iter_values(
+                chunk * 50_000..(chunk + 1) * 50_000,
+            ))],
+        )
+        .unwrap();
+        writer.write(&batch).unwrap();
+    }
+    writer.close().unwrap();
+    let node = TestNode::start(Options {
+        args: vec!["--allow-root".into(), root.path().display().to_string()],
+        ..Options::default()
+    });
+    let holder = node.token("grid-operator", Role::Holder, &[]);
+    let description = String::from_utf8(super::common::fixture("dataset.ttl"))
+        .unwrap()
+        .replace(
+            "dcat:accessURL <https://energy.example/datasets/grid-load-2024/files/>",
+            &format!("dcat:downloadURL <file://{}>", file.display()),
+        )
+        + "@prefix odrl: <http://www.w3.org/ns/odrl/2/> .\n\
+         <https://energy.example/datasets/grid-load-2024> odrl:hasPolicy <urn:test:budget> .\n\
+         <urn:test:budget> a odrl:Offer ; odrl:profile <https://w3id.org/agora/profile> ;\n\
+           odrl:permission [ odrl:action odrl:use ; odrl:constraint\n\
+             [ odrl:leftOperand <https://w3id.org/agora/ns#rowBudget> ; odrl:operator odrl:lteq ; odrl:rightOperand 1500000 ] ] .\n";
+    let published = node.send(
+        "POST",
+        "/api/datasets",
+        &[
+            ("Content-Type", "text/turtle"),
+            ("Authorization", &bearer(&holder)),
+        ],
+        description.as_bytes(),
+    );
+    assert_eq!(published.status, 201, "{}", published.text());
+    let dataset = published.json()["id"].as_str().unwrap().to_owned();
+    let (agreement, _, token) = pull_rights(&node, "alice", &dataset);
+
+    // A slow client: asks for the stream and reads only its first bytes.
+    let address = node.url.trim_start_matches("http://").to_owned();
+    let mut slow = std::net::TcpStream::connect(&address).unwrap();
+    write!(slow, "GET /data/{agreement}/arrow HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\r\n").unwrap();
+    let mut first = [0u8; 1024];
+    slow.read_exact(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first).starts_with("HTTP/1.1 200"));
+
+    let meanwhile = pull(&node, &agreement, &token, "");
+    let problem = meanwhile.assert_problem(403);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("row budget"),
+        "{problem}"
+    );
+
+    drop(slow);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let rest = loop {
+        let next = pull(&node, &agreement, &token, "");
+        if next.status == 200 {
+            break batches(&next)
+                .iter()
+                .map(RecordBatch::num_rows)
+                .sum::<usize>();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow stream's reservation never came back: {}",
+            next.text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        rest > 0 && rest < 1_500_000,
+        "the next pull gets what the first did not send: {rest}"
+    );
+}
