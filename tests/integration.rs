@@ -16,6 +16,8 @@ mod conformance;
 mod contracts;
 #[path = "integration/dataplane.rs"]
 mod dataplane;
+#[path = "integration/delta_sharing.rs"]
+mod delta_sharing;
 #[path = "integration/demo.rs"]
 mod demo;
 #[path = "integration/dsp_conformance.rs"]

@@ -60,7 +60,7 @@ pub struct PullParams {
 }
 
 /// The data-plane token of the request, checked against the node's own key.
-fn data_token(
+pub(super) fn data_token(
     node: &Node,
     request: &HttpRequest,
     agreement: &str,
@@ -401,7 +401,7 @@ pub async fn shard_plan(
 }
 
 /// The agreement's shards, cut on first use (that first cut is the counted pull).
-async fn shard_manifest(
+pub(super) async fn shard_manifest(
     node: &web::Data<Node>,
     subject: &str,
     agreement: &str,
@@ -576,7 +576,7 @@ pub async fn shard(
 }
 
 /// One `bytes=a-b`, `bytes=a-` or `bytes=-n` range within `len` bytes, as inclusive bounds.
-fn byte_range(header: &str, len: usize) -> Option<(usize, usize)> {
+pub(super) fn byte_range(header: &str, len: usize) -> Option<(usize, usize)> {
     let spec = header.strip_prefix("bytes=")?;
     if spec.contains(',') || len == 0 {
         return None;

@@ -5,6 +5,7 @@ mod auth;
 mod catalog;
 mod contracts;
 mod data;
+mod delta_sharing;
 mod dsp;
 pub mod error;
 mod negotiate;
@@ -109,6 +110,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::get().to(data::shard))
                 .route(web::head().to(data::shard)),
         )
+        .service(delta_sharing::routes())
         .service(web::resource("/.well-known/dspace-version").get(dsp::version))
         .service(web::resource("/dsp/catalog/request").post(dsp::catalog_request))
         .service(web::resource("/dsp/catalog/datasets/{id}").get(dsp::dataset))
