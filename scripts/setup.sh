@@ -39,3 +39,15 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] |
   "$venv/bin/pip" install -q -e clients/python
   echo "$want" > "$stamp"
 fi
+
+# The official Delta Sharing client in a venv of its own: it pins pyarrow <= 23.0.1, which the
+# main venv's libraries outgrow. Made again only when missing or when its requirements changed.
+delta_venv="${AGORA_DELTA_VENV:-$HOME/.cache/agora-venv-delta}"
+delta_stamp="$delta_venv/.requirements.sha256"
+delta_want=$(sha256sum tests/conformance/delta_sharing/requirements.txt | cut -d' ' -f1)
+if [ ! -x "$delta_venv/bin/python" ] || [ "$(cat "$delta_stamp" 2>/dev/null)" != "$delta_want" ]; then
+  python3 -m venv "$delta_venv"
+  "$delta_venv/bin/pip" install -q --upgrade pip
+  "$delta_venv/bin/pip" install -q -r tests/conformance/delta_sharing/requirements.txt
+  echo "$delta_want" > "$delta_stamp"
+fi

@@ -269,6 +269,14 @@ fn the_official_client_reads_the_enforced_view() {
     assert_eq!(columns, names, "the client's columns are the metadata's");
     assert!(!columns.contains(&"postcode"), "{columns:?}");
     assert_eq!(seen["patient_ids_are_pseudonyms"], true, "{seen}");
+    let release = node.get(&format!("/data/{agreement}"), &[("Authorization", &auth)]);
+    assert_eq!(release.status, 200, "{}", release.text());
+    for column in release.json()["pseudonymised_columns"].as_array().unwrap() {
+        assert!(
+            seen["hex32_columns"].as_array().unwrap().contains(column),
+            "{column} is pseudonymised but the client read other values: {seen}"
+        );
+    }
     eprintln!(
         "delta-sharing client read {} rows, columns {columns:?}",
         seen["rows"]

@@ -34,6 +34,11 @@ def main() -> None:
                     and pseudonyms.map(lambda v: re.fullmatch(r"[0-9a-f]{32}", v) is not None).all()
                 ),
                 "patient_id_sample": None if pseudonyms is None else pseudonyms.head(3).tolist(),
+                "hex32_columns": [
+                    c
+                    for c in frame.columns
+                    if frame[c].map(lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{32}", v) is not None).all()
+                ],
             }
         )
     )
