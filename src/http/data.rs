@@ -59,6 +59,17 @@ pub struct PullParams {
     pub limit: Option<usize>,
 }
 
+/// Where a dataset's files are (re-checked against the allowed roots) and their format.
+fn dataset_source(node: &Node, dataset: &str) -> Result<(std::path::PathBuf, String), ApiError> {
+    let connector = node
+        .catalog
+        .record(dataset)?
+        .and_then(|r| r.connector)
+        .ok_or_else(|| EngineError::Source("the dataset has no data on this node".into()))?;
+    let path = node.dataplane.resolve(&connector)?;
+    Ok((path, connector.format))
+}
+
 /// The data-plane token of the request, checked against the node's own key.
 pub(super) fn data_token(
     node: &Node,
@@ -141,12 +152,7 @@ pub async fn arrow(
     let shared = node.clone().into_inner();
     let (record, plan, path, format) = web::block(move || -> Result<_, ApiError> {
         let (record, plan) = shared.contracts.release(&subject, &agreement, &transfer)?;
-        let connector = shared
-            .catalog
-            .record(&record.dataset)?
-            .and_then(|r| r.connector)
-            .ok_or_else(|| EngineError::Source("the dataset has no data on this node".into()))?;
-        let path = shared.dataplane.resolve(&connector)?;
+        let (path, format) = dataset_source(&shared, &record.dataset)?;
         shared
             .audit
             .append(Record {
@@ -158,7 +164,7 @@ pub async fn arrow(
                 ..Record::default()
             })
             .map_err(ApiError::internal)?;
-        Ok((record, plan, path, connector.format))
+        Ok((record, plan, path, format))
     })
     .await??;
     let key = node.dataplane.agreement_key(&record.id);
@@ -430,13 +436,8 @@ pub(super) async fn shard_manifest(
     );
     let (record, plan, path, format) = web::block(move || -> Result<_, ApiError> {
         let (record, plan) = shared.contracts.release_for_shards(&who, &id, &part)?;
-        let connector = shared
-            .catalog
-            .record(&record.dataset)?
-            .and_then(|r| r.connector)
-            .ok_or_else(|| EngineError::Source("the dataset has no data on this node".into()))?;
-        let path = shared.dataplane.resolve(&connector)?;
-        Ok((record, plan, path, connector.format))
+        let (path, format) = dataset_source(&shared, &record.dataset)?;
+        Ok((record, plan, path, format))
     })
     .await??;
     let key = node.dataplane.agreement_key(&record.id);
