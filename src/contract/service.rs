@@ -241,6 +241,13 @@ impl std::fmt::Debug for Contracts {
     }
 }
 
+/// The counter-party fields of a negotiation or transfer record.
+struct Counterparty<'a> {
+    participant: &'a mut Option<String>,
+    provider_pid: &'a mut Option<String>,
+    consumer_pid: Option<&'a str>,
+}
+
 /// What the provider does after a request.
 enum Verdict {
     Agree(Box<Policy>, Json),
@@ -1059,6 +1066,46 @@ impl Contracts {
         self.act_as_provider(id, false)
     }
 
+    /// Admits a message about one of this node's processes: on the provider side the sender
+    /// must be the recorded participant and name the recorded consumerPid; on the consumer side
+    /// the provider is learnt from its first message and held to afterwards.
+    fn admit(
+        principal: &Principal,
+        side: Side,
+        own: &str,
+        counterparty: Counterparty<'_>,
+        given_provider: &str,
+        given_consumer: &str,
+    ) -> Result<()> {
+        match side {
+            Side::Provider => Self::check_counterparty(
+                principal,
+                counterparty.participant,
+                own,
+                counterparty.consumer_pid,
+                given_provider,
+                given_consumer,
+            ),
+            Side::Consumer => {
+                Self::check_counterparty(
+                    principal,
+                    counterparty.participant,
+                    own,
+                    counterparty.provider_pid.as_deref(),
+                    given_consumer,
+                    given_provider,
+                )?;
+                counterparty
+                    .participant
+                    .get_or_insert_with(|| principal.subject.clone());
+                counterparty
+                    .provider_pid
+                    .get_or_insert_with(|| given_provider.to_owned());
+                Ok(())
+            }
+        }
+    }
+
     /// Checks that `principal` is the counter-party of a process and the pids match.
     fn check_counterparty(
         principal: &Principal,
@@ -1134,32 +1181,18 @@ impl Contracts {
                 )));
             }
         };
-        match record.side {
-            Side::Provider => Self::check_counterparty(
-                principal,
-                &record.participant,
-                &record.id,
-                record.consumer_pid.as_deref(),
-                &given_provider,
-                &given_consumer,
-            )?,
-            Side::Consumer => {
-                Self::check_counterparty(
-                    principal,
-                    &record.participant,
-                    &record.id,
-                    record.provider_pid.as_deref(),
-                    &given_consumer,
-                    &given_provider,
-                )?;
-                if record.participant.is_none() {
-                    record.participant = Some(principal.subject.clone());
-                }
-                if record.provider_pid.is_none() {
-                    record.provider_pid = Some(given_provider.clone());
-                }
-            }
-        }
+        Self::admit(
+            principal,
+            record.side,
+            &record.id,
+            Counterparty {
+                participant: &mut record.participant,
+                provider_pid: &mut record.provider_pid,
+                consumer_pid: record.consumer_pid.as_deref(),
+            },
+            &given_provider,
+            &given_consumer,
+        )?;
         let sender = record.side.other();
         let type_name = message.type_name();
         match message {
@@ -2393,32 +2426,18 @@ impl Contracts {
                 )));
             }
         };
-        match record.side {
-            Side::Provider => Self::check_counterparty(
-                principal,
-                &record.participant,
-                &record.id,
-                record.consumer_pid.as_deref(),
-                &given_provider,
-                &given_consumer,
-            )?,
-            Side::Consumer => {
-                Self::check_counterparty(
-                    principal,
-                    &record.participant,
-                    &record.id,
-                    record.provider_pid.as_deref(),
-                    &given_consumer,
-                    &given_provider,
-                )?;
-                if record.participant.is_none() {
-                    record.participant = Some(principal.subject.clone());
-                }
-                if record.provider_pid.is_none() {
-                    record.provider_pid = Some(given_provider.clone());
-                }
-            }
-        }
+        Self::admit(
+            principal,
+            record.side,
+            &record.id,
+            Counterparty {
+                participant: &mut record.participant,
+                provider_pid: &mut record.provider_pid,
+                consumer_pid: record.consumer_pid.as_deref(),
+            },
+            &given_provider,
+            &given_consumer,
+        )?;
         let sender = record.side.other();
         let type_name = message.type_name();
         let (step, detail, data_address) = match message {
