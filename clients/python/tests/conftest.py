@@ -49,3 +49,19 @@ def health_agreement(researcher: Node):
 @pytest.fixture(scope="session")
 def fixture_turtle() -> str:
     return (REPO / "tests/fixtures/dataset.ttl").read_text(encoding="utf-8")
+
+
+#: The purpose the mobility pool's policy permits for training a model on trips.
+MOBILITY_PURPOSE = "dpv:ScientificResearch"
+
+
+@pytest.fixture(scope="session")
+def mobility_agreement(researcher: Node):
+    """An agreement on the demo mobility pool (300,000 trips, 19 shards)."""
+    return researcher.negotiate("mobility", purpose=MOBILITY_PURPOSE)
+
+
+@pytest.fixture(scope="session")
+def mobility_trip_ids(researcher: Node, mobility_agreement) -> list:
+    """Every trip id the agreement releases, read independently through the Arrow stream."""
+    return researcher.read(mobility_agreement, columns=["trip_id"]).column("trip_id").to_pylist()

@@ -7,6 +7,10 @@ Dataspace Protocol and read governed data as Apache Arrow tables::
     node = Node("http://localhost:8080", token)
     agreement = node.negotiate("health", purpose="dpv:AcademicResearch")
     table = node.read(agreement, columns=["patient_id", "hba1c"], limit=1000)
+    node.download(agreement, "shards/")          # verified, resumable Parquet shards
+
+Training jobs: :class:`agora_client.training.ShardStream` (no torch needed) and
+``agora_client.torch.AgoraIterableDataset`` (``pip install 'agora-client[torch]'``).
 """
 
 from .errors import (
@@ -19,11 +23,14 @@ from .errors import (
 )
 from .models import SEARCH_SCHEMA, Agreement, PendingNegotiation, SearchResult, Transfer
 from .node import FACETS, Node, RecordBatchStream
+from .shards import IntegrityError, ShardPlan, ShardSegment
+from .training import ShardStream
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FACETS",
+    "IntegrityError",
     "SEARCH_SCHEMA",
     "AgoraError",
     "Agreement",
@@ -34,6 +41,9 @@ __all__ = [
     "ProtocolError",
     "RecordBatchStream",
     "SearchResult",
+    "ShardPlan",
+    "ShardSegment",
+    "ShardStream",
     "Transfer",
     "TransferRefused",
     "Unauthorized",

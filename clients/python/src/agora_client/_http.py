@@ -109,10 +109,14 @@ class Http:
         content_type: Optional[str] = None,
         accept: Optional[str] = None,
         token: Optional[str] = ...,  # type: ignore[assignment]
+        headers: Optional[Mapping[str, str]] = None,
     ) -> http.client.HTTPResponse:
         """Sends a request and answers the open response (the caller reads and closes it)."""
         url = self.url(path_or_url, params)
+        extra = headers
         headers = {"User-Agent": USER_AGENT}
+        if extra:
+            headers.update(extra)
         if json_body is not None:
             data = json.dumps(json_body).encode("utf-8")
             content_type = content_type or "application/json"

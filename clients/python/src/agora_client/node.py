@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import pyarrow as pa
 import pyarrow.ipc
 
 from ._http import Http, media_type, segment
 from .errors import AgoraError, ProtocolError, TransferRefused, Unauthorized
+from .shards import PARQUET, IntegrityError, ShardPlan, ShardSegment
 from .models import (
     Agreement,
     PendingNegotiation,
@@ -69,6 +71,19 @@ class Node:
 
     def __repr__(self) -> str:
         return f"Node({self.url!r}, token={'…' if self.token else None})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable for DataLoader worker processes (spawn) and multiprocessing: the lock is
+        # made anew, the running transfers travel along.
+        state = self.__dict__.copy()
+        del state["_lock"]
+        with self._lock:
+            state["_transfers"] = dict(self._transfers)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     @classmethod
     def from_profile(cls, path: Union[str, os.PathLike[str], None] = None, **kwargs: Any) -> "Node":
@@ -278,22 +293,26 @@ class Node:
                 return self.transfer(id)
         return transfer
 
-    def _open_stream(
-        self, agreement: AgreementRef, columns: Optional[Sequence[str]], limit: Optional[int]
+    def _open_data(
+        self,
+        agreement: AgreementRef,
+        url: Callable[[Transfer], str],
+        *,
+        params: Optional[Mapping[str, Any]] = None,
+        accept: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        method: str = "GET",
     ) -> http.client.HTTPResponse:
+        """Opens a data-plane resource of ``agreement`` (``url`` picks it from the transfer)
+        with a usable data-plane token: starts or reuses a transfer, refreshes an expired
+        token, and starts anew when the node refuses a cached one."""
         id = _agreement_id(agreement)
-        if isinstance(columns, str):
-            columns = [columns]
-        params = {
-            "columns": ",".join(columns) if columns else None,
-            "limit": int(limit) if limit is not None else None,
-        }
         transfer = self._usable_transfer(id, fresh=False)
         for attempt in range(3):
             try:
                 return self._http.open(
-                    "GET", transfer.arrow_url, params=params, token=transfer.token,
-                    accept="application/vnd.apache.arrow.stream",
+                    method, url(transfer), params=params, token=transfer.token,
+                    accept=accept, headers=headers,
                 )
             except Unauthorized:
                 # The token expired (clock skew, a long pause): refresh once, then start anew.
@@ -316,7 +335,21 @@ class Node:
                         transfer = self._usable_transfer(id, fresh=True)
                         continue
                 raise
-        raise AgoraError(f"could not open the data stream of agreement {id}")  # pragma: no cover
+        raise AgoraError(f"could not open the data plane of agreement {id}")  # pragma: no cover
+
+    def _open_stream(
+        self, agreement: AgreementRef, columns: Optional[Sequence[str]], limit: Optional[int]
+    ) -> http.client.HTTPResponse:
+        if isinstance(columns, str):
+            columns = [columns]
+        params = {
+            "columns": ",".join(columns) if columns else None,
+            "limit": int(limit) if limit is not None else None,
+        }
+        return self._open_data(
+            agreement, lambda t: t.arrow_url, params=params,
+            accept="application/vnd.apache.arrow.stream",
+        )
 
     def stream(
         self,
@@ -357,6 +390,93 @@ class Node:
         with self.stream(agreement, columns, limit) as batches:
             table = batches.read_all()
         return table.to_pandas() if as_pandas else table
+
+    # --- training shards -------------------------------------------------------------
+
+    def shard_plan(
+        self,
+        agreement: AgreementRef,
+        world_size: int = 1,
+        rank: int = 0,
+        epoch: int = 0,
+        seed: int = 0,
+    ) -> ShardPlan:
+        """The shard plan of ``rank`` of ``world_size`` for ``epoch`` under ``seed``: the
+        segments of the node's seeded global sample order this rank reads, equal in rows for
+        every rank, disjoint, and together complete (up to fewer than ``world_size`` rows left
+        out per epoch). The first call cuts the agreement's shards on the node."""
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in 0..{world_size - 1}, not {rank}")
+        params = {"world_size": world_size, "rank": rank, "epoch": epoch, "seed": seed}
+        response = self._open_data(
+            agreement, lambda t: t.endpoint.rstrip("/") + "/shards", params=params,
+            accept="application/json",
+        )
+        with response:
+            body = json.loads(response.read())
+        return ShardPlan.from_json(body)
+
+    def fetch_shard(self, agreement: AgreementRef, shard: Union[ShardSegment, int]) -> bytes:
+        """One shard's Parquet bytes, checked against its SHA-256 (the plan's, or the node's
+        ``ETag`` when given a shard number); raises :class:`IntegrityError` on a mismatch."""
+        if isinstance(shard, ShardSegment):
+            url: Callable[[Transfer], str] = lambda t: shard.url
+            expected: Optional[str] = shard.sha256
+        else:
+            url = lambda t: f"{t.endpoint.rstrip('/')}/shards/{int(shard)}"
+            expected = None
+        response = self._open_data(agreement, url, accept=PARQUET)
+        with response:
+            try:
+                body = response.read()
+            except (OSError, http.client.HTTPException) as error:
+                raise AgoraError(f"shard {shard} broke off: {error}", url=response.url) from None
+            expected = expected or (response.headers.get("ETag") or "").strip('"') or None
+        if expected is not None:
+            got = hashlib.sha256(body).hexdigest()
+            if got != expected:
+                raise IntegrityError(
+                    f"shard {shard} hashes to {got}, not the announced {expected}; refused",
+                    url=response.url,
+                )
+        return body
+
+    def read_shard(
+        self,
+        agreement: AgreementRef,
+        shard: Union[ShardSegment, int],
+        columns: Optional[Sequence[str]] = None,
+    ) -> pa.Table:
+        """One verified shard as a ``pyarrow.Table`` (only ``columns`` if given); for a
+        :class:`ShardSegment`, only the rows the segment takes."""
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(pa.BufferReader(self.fetch_shard(agreement, shard)), columns=columns)
+        if isinstance(shard, ShardSegment):
+            table = table.slice(shard.offset, shard.rows)
+        return table
+
+    def download(
+        self,
+        agreement: AgreementRef,
+        directory: Union[str, "os.PathLike[str]"],
+        *,
+        progress: Optional[bool] = None,
+        retries: int = 1,
+    ) -> list[Path]:
+        """Writes every shard of ``agreement`` into ``directory`` as Parquet
+        (``shard-000000.parquet``, ...) with a manifest (``agora-shards.json``), and answers
+        the shard paths in shard order.
+
+        Resumable: a complete file whose SHA-256 matches is skipped, a partial ``.part``
+        file is continued with an HTTP ``Range`` request. Every file is checked against the
+        SHA-256 the node announced; a mismatch is fetched again from scratch ``retries`` times,
+        then refused with :class:`IntegrityError` (no unverified file is left under the final
+        name). ``progress`` shows a tqdm bar (default: when tqdm is installed).
+        """
+        from .shards import download
+
+        return download(self, agreement, directory, progress=progress, retries=retries)
 
 
 class RecordBatchStream:
