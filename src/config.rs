@@ -44,6 +44,8 @@ pub struct Config {
     pub bind: SocketAddr,
     /// The base URL under which the node's IRIs and links are minted; defaults to `http://{bind}`.
     pub public_url: Option<String>,
+    /// The socket address of the Arrow Flight (gRPC) data plane; none serves no Flight.
+    pub flight_bind: Option<SocketAddr>,
     /// Load the sector pools described in `connectors_dir`.
     pub demo: bool,
     /// The folder holding the connector manifests of the sector pools.
@@ -66,6 +68,7 @@ impl Default for Config {
             data_dir: PathBuf::from("agora-data"),
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
+            flight_bind: None,
             demo: false,
             connectors_dir: PathBuf::from("connectors"),
             allow_roots: Vec::new(),

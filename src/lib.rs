@@ -10,6 +10,7 @@
 //! - [`identity`]: JWT validation against trusted issuers and the development issuer;
 //! - [`engine`]: the sector data pools (connector manifests and their deterministic data);
 //! - [`http`]: the actix-web front: routing, content negotiation, the problem+json contract;
+//! - [`flight`]: the Arrow Flight (gRPC) front of the data plane, beside the HTTP one;
 //! - [`config`]: the node's configuration (TOML file, `AGORA_*` variables, flags);
 //! - [`clock`]: the injected clock every time-dependent decision reads.
 
@@ -19,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod contract;
 pub mod engine;
+pub mod flight;
 pub mod http;
 pub mod identity;
 pub mod node;

@@ -62,6 +62,10 @@ struct ServeArgs {
     /// Address to bind, e.g. 127.0.0.1:8080 (port 0 picks a free port).
     #[arg(long, env = "AGORA_BIND")]
     bind: Option<SocketAddr>,
+    /// Serve the data plane over Arrow Flight (gRPC) on this address too, e.g. 127.0.0.1:8815
+    /// (port 0 picks a free port).
+    #[arg(long, env = "AGORA_FLIGHT_BIND")]
+    flight_bind: Option<SocketAddr>,
     /// Public base URL of the node, if it differs from http://{bind}.
     #[arg(long, env = "AGORA_PUBLIC_URL")]
     public_url: Option<String>,
@@ -247,6 +251,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(v) = args.public_url {
         config.public_url = Some(v);
     }
+    if let Some(v) = args.flight_bind {
+        config.flight_bind = Some(v);
+    }
     if args.demo {
         config.demo = true;
     }
@@ -266,6 +273,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener =
         TcpListener::bind(config.bind).with_context(|| format!("cannot bind {}", config.bind))?;
     config.bind = listener.local_addr()?;
+    let flight = match config.flight_bind {
+        Some(addr) => {
+            let flight = TcpListener::bind(addr)
+                .with_context(|| format!("cannot bind {addr} for Arrow Flight"))?;
+            config.flight_bind = Some(flight.local_addr()?);
+            Some(flight)
+        }
+        None => None,
+    };
     let clock: SharedClock = Arc::new(SystemClock);
     let node = Node::open(config, clock).context("cannot start the node")?;
     if node.config.demo {
@@ -273,6 +289,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         say!("demo pools loaded: {}", pools.join(", "));
     }
     let url = node.config.public_url();
+    // Before the HTTP line, which tools (and the test harness) wait for.
+    if let Some(addr) = node.config.flight_bind {
+        say!("arrow flight on grpc+tcp://{addr}");
+    }
     say!(
         "agora {} listening on http://{}",
         agora::VERSION,
@@ -291,7 +311,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
-    actix_web::rt::System::new().block_on(agora::http::serve(node, listener, metrics))?;
+    actix_web::rt::System::new().block_on(agora::http::serve(node, listener, flight, metrics))?;
     Ok(())
 }
 

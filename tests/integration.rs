@@ -28,6 +28,8 @@ mod dsp_peer;
 mod dsp_tck;
 #[path = "integration/durability.rs"]
 mod durability;
+#[path = "integration/flight.rs"]
+mod flight;
 #[path = "integration/hostile.rs"]
 mod hostile;
 #[path = "integration/policy.rs"]

@@ -2,6 +2,7 @@
 //! deterministic demo data), and the governed data plane that releases a dataset's rows under
 //! an agreement, with the agreed policy applied inside the DataFusion plan ([`enforce`]).
 
+pub mod access;
 pub mod enforce;
 pub mod pools;
 pub mod shards;

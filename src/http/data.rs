@@ -7,20 +7,18 @@
 //! expiry. The audit log records the release before the first byte and its size after the last.
 
 use super::error::ApiError;
-use crate::audit::Record;
 use crate::engine::EngineError;
-use crate::engine::enforce::{self, Narrowing, Source};
-use crate::identity::AuthError;
+use crate::engine::access::{self, AccessError};
+use crate::engine::enforce::Narrowing;
 use crate::node::Node;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::execution::SendableRecordBatchStream;
 use futures_util::StreamExt as _;
 use serde::Deserialize;
-use std::sync::Arc;
 
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
@@ -44,6 +42,20 @@ impl From<EngineError> for ApiError {
     }
 }
 
+impl From<AccessError> for ApiError {
+    fn from(error: AccessError) -> Self {
+        match error {
+            AccessError::Unauthenticated(error) => error.into(),
+            AccessError::Forbidden(detail) => Self::forbidden(detail),
+            AccessError::Contract(error) => error.into(),
+            AccessError::Catalog(error) => error.into(),
+            AccessError::Engine(error) => error.into(),
+            AccessError::NotFound(detail) => Self::not_found(detail),
+            AccessError::Internal(message) => Self::internal(message),
+        }
+    }
+}
+
 /// What a consumer may add to a pull.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -59,17 +71,6 @@ pub struct PullParams {
     pub limit: Option<usize>,
 }
 
-/// Where a dataset's files are (re-checked against the allowed roots) and their format.
-fn dataset_source(node: &Node, dataset: &str) -> Result<(std::path::PathBuf, String), ApiError> {
-    let connector = node
-        .catalog
-        .record(dataset)?
-        .and_then(|r| r.connector)
-        .ok_or_else(|| EngineError::Source("the dataset has no data on this node".into()))?;
-    let path = node.dataplane.resolve(&connector)?;
-    Ok((path, connector.format))
-}
-
 /// The data-plane token of the request, checked against the node's own key.
 pub(super) fn data_token(
     node: &Node,
@@ -79,35 +80,9 @@ pub(super) fn data_token(
     let value = request
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(AuthError::Missing)?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .ok_or(AuthError::Missing)?;
-    let principal = node.data_tokens.validate(token.trim())?;
-    let claim = |name: &str| {
-        principal
-            .attributes
-            .get(name)
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-    };
-    if claim("token_use").as_deref() != Some("data-plane") {
-        return Err(AuthError::Malformed(
-            "this is not a data-plane token; start a transfer (POST /api/transfers) to get one"
-                .into(),
-        )
-        .into());
-    }
-    if claim("agreement").as_deref() != Some(agreement) {
-        return Err(ApiError::forbidden(
-            "the token is bound to another agreement",
-        ));
-    }
-    let transfer =
-        claim("transfer").ok_or_else(|| ApiError::forbidden("the token names no transfer"))?;
-    Ok((principal.subject, transfer, principal.expires))
+        .and_then(|v| v.to_str().ok());
+    let grant = access::grant(node, access::bearer(value)?, agreement)?;
+    Ok((grant.subject, grant.transfer, grant.expires))
 }
 
 /// Stream the enforced view of the agreement's dataset as Arrow IPC.
@@ -127,8 +102,7 @@ pub async fn arrow(
     params: web::Query<PullParams>,
 ) -> Result<HttpResponse, ApiError> {
     let agreement = agreement.into_inner();
-    let (subject, transfer, token_expires) = data_token(&node, &request, &agreement)?;
-    let subject_for_audit = subject.clone();
+    let (subject, transfer, expires) = data_token(&node, &request, &agreement)?;
     let narrowing = Narrowing {
         columns: params.columns.as_ref().map(|c| {
             c.split(',')
@@ -149,119 +123,33 @@ pub async fn arrow(
             .unwrap_or_default(),
         limit: params.limit,
     };
-    let shared = node.clone().into_inner();
-    let (record, plan, path, format) = web::block(move || -> Result<_, ApiError> {
-        let (record, plan) = shared.contracts.release(&subject, &agreement, &transfer)?;
-        let (path, format) = dataset_source(&shared, &record.dataset)?;
-        shared
-            .audit
-            .append(Record {
-                event: "release-started".into(),
-                who: subject.clone(),
-                agreement: record.id.clone(),
-                dataset: record.dataset.clone(),
-                part: Some(transfer.clone()),
-                ..Record::default()
-            })
-            .map_err(ApiError::internal)?;
-        Ok((record, plan, path, format))
-    })
-    .await??;
-    let key = node.dataplane.agreement_key(&record.id);
-    let source = Source {
-        path: &path,
-        format: &format,
+    let grant = access::Grant {
+        subject,
+        agreement,
+        transfer,
+        expires,
     };
-    // The stream holds a reservation of the row budget; a pull that fails before it starts
-    // gives it back.
-    let reserved = plan.row_budget.unwrap_or(0);
-    let opened = match enforce::enforced_view(&source, &plan, key, &narrowing).await {
-        Ok(view) => enforce::execute(view).await,
-        Err(error) => Err(error),
-    };
-    let batches = match opened {
-        Ok(batches) => batches,
-        Err(error) => {
-            let shared = node.clone().into_inner();
-            let id = record.id.clone();
-            let _ = web::block(move || shared.contracts.settle(&id, reserved, 0, 0)).await;
-            return Err(error.into());
-        }
-    };
-    let agreement_expires = record
-        .expires
-        .as_deref()
-        .and_then(|e| DateTime::parse_from_rfc3339(e).ok())
-        .map(|e| e.with_timezone(&Utc));
-    let token_deadline = DateTime::from_timestamp(token_expires, 0).unwrap_or_else(Utc::now);
-    let deadline = agreement_expires.map_or(token_deadline, |a| a.min(token_deadline));
-    let pump = Pump::new(
-        batches,
-        deadline,
-        node.into_inner(),
-        (subject_for_audit, record.id, record.dataset),
-        reserved,
-    )?;
+    let opened = access::open_stream(node.into_inner(), &grant, &narrowing, "arrow").await?;
+    let pump = Pump::new(opened.batches, opened.meter)?;
     Ok(HttpResponse::Ok()
         .content_type("application/vnd.apache.arrow.stream")
         .streaming(pump.into_stream()))
 }
 
-/// Turns record batches into IPC bytes, one batch per chunk.
+/// Turns record batches into IPC bytes, one batch per chunk; its meter counts what is sent,
+/// stops at the deadline, and settles and audits the release however the stream ends.
 struct Pump {
     batches: SendableRecordBatchStream,
     writer: StreamWriter<Vec<u8>>,
     started: bool,
     done: bool,
-    rows: u64,
-    bytes: u64,
-    deadline: DateTime<Utc>,
-    node: Arc<Node>,
-    who: String,
-    agreement: String,
-    dataset: String,
-    recorded: bool,
-    reserved: u64,
-}
-
-/// Settles what a stream released against the reservation it held, and audits it.
-fn record_release(node: &Node, record: Record, reserved: u64) {
-    if let Err(error) =
-        node.contracts
-            .settle(&record.agreement, reserved, record.rows, record.bytes)
-    {
-        tracing::error!(%error, "could not count a release against its agreement");
-    }
-    if let Err(error) = node.audit.append(record) {
-        tracing::error!(%error, "could not audit a release");
-    }
-}
-
-impl Drop for Pump {
-    /// A stream that ends early (the client went away, the agreement expired, a read failed)
-    /// still counts what it sent.
-    fn drop(&mut self) {
-        if self.recorded {
-            return;
-        }
-        self.recorded = true;
-        let (node, mut record) = (self.node.clone(), self.release_record());
-        record.event = "release-ended-early".into();
-        let reserved = self.reserved;
-        tokio::task::spawn_blocking(move || record_release(&node, record, reserved));
-    }
+    meter: Option<access::Meter>,
 }
 
 type Chunk = Result<Bytes, actix_web::Error>;
 
 impl Pump {
-    fn new(
-        batches: SendableRecordBatchStream,
-        deadline: DateTime<Utc>,
-        node: Arc<Node>,
-        (who, agreement, dataset): (String, String, String),
-        reserved: u64,
-    ) -> Result<Self, ApiError> {
+    fn new(batches: SendableRecordBatchStream, meter: access::Meter) -> Result<Self, ApiError> {
         let writer =
             StreamWriter::try_new(Vec::new(), &batches.schema()).map_err(ApiError::internal)?;
         Ok(Self {
@@ -269,33 +157,15 @@ impl Pump {
             writer,
             started: false,
             done: false,
-            rows: 0,
-            bytes: 0,
-            deadline,
-            node,
-            who,
-            agreement,
-            dataset,
-            recorded: false,
-            reserved,
+            meter: Some(meter),
         })
-    }
-
-    fn release_record(&self) -> Record {
-        Record {
-            event: "release".into(),
-            who: self.who.clone(),
-            agreement: self.agreement.clone(),
-            dataset: self.dataset.clone(),
-            part: Some("arrow".into()),
-            rows: self.rows,
-            bytes: self.bytes,
-        }
     }
 
     fn take(&mut self) -> Bytes {
         let bytes = std::mem::take(self.writer.get_mut());
-        self.bytes += bytes.len() as u64;
+        if let Some(meter) = &mut self.meter {
+            meter.add_bytes(bytes.len() as u64);
+        }
         Bytes::from(bytes)
     }
 
@@ -311,21 +181,21 @@ impl Pump {
             }
             match pump.batches.next().await {
                 Some(Ok(batch)) => {
-                    if pump.node.clock.now() > pump.deadline {
-                        tracing::info!(agreement = %pump.agreement, "stream ended: the token or the agreement expired");
-                        return Err(actix_web::error::ErrorForbidden(
-                            "the data-plane token or the agreement expired during the stream",
-                        ));
+                    if let Some(meter) = &mut pump.meter {
+                        meter
+                            .check()
+                            .map_err(|e| actix_web::error::ErrorForbidden(e.to_string()))?;
+                        meter.add_rows(batch.num_rows() as u64);
                     }
                     pump.writer
                         .write(&batch)
                         .map_err(actix_web::error::ErrorInternalServerError)?;
-                    pump.rows += batch.num_rows() as u64;
                     let chunk = pump.take();
                     Ok(Some((chunk, pump)))
                 }
                 Some(Err(error)) => {
-                    tracing::warn!(%error, agreement = %pump.agreement, "stream ended by a read error");
+                    let agreement = pump.meter.as_ref().map(|m| m.agreement().to_owned());
+                    tracing::warn!(%error, ?agreement, "stream ended by a read error");
                     Err(actix_web::error::ErrorUnprocessableEntity(
                         "the dataset's files could not be read to the end",
                     ))
@@ -336,10 +206,9 @@ impl Pump {
                         .map_err(actix_web::error::ErrorInternalServerError)?;
                     pump.done = true;
                     let end = pump.take();
-                    let (node, record) = (pump.node.clone(), pump.release_record());
-                    pump.recorded = true;
-                    let reserved = pump.reserved;
-                    let _ = web::block(move || record_release(&node, record, reserved)).await;
+                    if let Some(meter) = pump.meter.take() {
+                        meter.finish().await;
+                    }
                     Ok(Some((end, pump)))
                 }
             }
@@ -413,41 +282,13 @@ pub(super) async fn shard_manifest(
     agreement: &str,
     transfer: &str,
 ) -> Result<crate::engine::shards::Manifest, ApiError> {
-    let dir = node.dataplane.shard_dir(agreement);
-    let shared = node.clone().into_inner();
-    let (who, id, part) = (
-        subject.to_owned(),
-        agreement.to_owned(),
-        transfer.to_owned(),
-    );
-    web::block(move || shared.contracts.permit(&who, &id, &part)).await??;
-    if let Some(manifest) = crate::engine::shards::read_manifest(&dir) {
-        return Ok(manifest);
-    }
-    let _cutting = node.dataplane.shard_lock.lock().await;
-    if let Some(manifest) = crate::engine::shards::read_manifest(&dir) {
-        return Ok(manifest);
-    }
-    let shared = node.clone().into_inner();
-    let (who, id, part) = (
-        subject.to_owned(),
-        agreement.to_owned(),
-        transfer.to_owned(),
-    );
-    let (record, plan, path, format) = web::block(move || -> Result<_, ApiError> {
-        let (record, plan) = shared.contracts.release_for_shards(&who, &id, &part)?;
-        let (path, format) = dataset_source(&shared, &record.dataset)?;
-        Ok((record, plan, path, format))
-    })
-    .await??;
-    let key = node.dataplane.agreement_key(&record.id);
-    let source = Source {
-        path: &path,
-        format: &format,
+    let grant = access::Grant {
+        subject: subject.to_owned(),
+        agreement: agreement.to_owned(),
+        transfer: transfer.to_owned(),
+        expires: 0,
     };
-    let view = enforce::enforced_view(&source, &plan, key, &Narrowing::default()).await?;
-    let batches = enforce::execute(view).await?;
-    Ok(crate::engine::shards::materialise(batches, &dir).await?)
+    Ok(access::shard_manifest(&node.clone().into_inner(), &grant).await?)
 }
 
 /// Which form a shard is sent in.
@@ -487,12 +328,7 @@ pub async fn shard(
         }
     };
     let manifest = shard_manifest(&node, &subject, &agreement, &transfer).await?;
-    let shard = manifest.shards.get(n).cloned().ok_or_else(|| {
-        ApiError::not_found(format!(
-            "shard {n} does not exist; this agreement has {} shards",
-            manifest.shards.len()
-        ))
-    })?;
+    let shard = access::shard(&manifest, n)?;
     let file = crate::engine::shards::shard_path(&node.dataplane.shard_dir(&agreement), n);
     let range = request
         .headers()
@@ -511,22 +347,14 @@ pub async fn shard(
             bytes
         };
         if counts {
-            let (record, _) = shared.contracts.permit(&subject, &agreement, &transfer)?;
-            shared
-                .audit
-                .append(Record {
-                    event: "release".into(),
-                    who: subject.clone(),
-                    agreement: agreement.clone(),
-                    dataset: record.dataset.clone(),
-                    part: Some(format!("shard-{n}")),
-                    rows: dataset_rows,
-                    bytes: bytes.len() as u64,
-                })
-                .map_err(ApiError::internal)?;
-            shared
-                .contracts
-                .record_released(&agreement, dataset_rows, bytes.len() as u64)?;
+            let grant = access::Grant {
+                subject,
+                agreement,
+                transfer,
+                expires: 0,
+            };
+            let part = format!("shard-{n}");
+            access::charge_shard(&shared, &grant, part, dataset_rows, bytes.len() as u64)?;
         }
         Ok(bytes)
     })

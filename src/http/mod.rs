@@ -125,14 +125,20 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/dsp/transfers/{pid}/{action}").post(dsp::transfer_message));
 }
 
-/// Serves `node` on `listener` until SIGINT/SIGTERM, then drains in-flight requests.
+/// Serves `node` on `listener` (and Arrow Flight on `flight`, if given) until SIGINT/SIGTERM,
+/// then drains in-flight requests.
 pub async fn serve(
     node: Node,
     listener: TcpListener,
+    flight: Option<TcpListener>,
     metrics: Option<PrometheusHandle>,
 ) -> std::io::Result<()> {
     let max_body = node.config.limits.max_body_bytes;
     let node = web::Data::new(node);
+    let flight = flight
+        .map(|listener| crate::flight::FlightServer::start(node.clone().into_inner(), listener))
+        .transpose()
+        .map_err(std::io::Error::other)?;
     let metrics = web::Data::new(metrics);
     let flushed = node.clone();
     let sweeper = node.contracts.clone();
@@ -181,6 +187,9 @@ pub async fn serve(
     .listen(listener)?
     .run()
     .await;
+    if let Some(flight) = flight {
+        let _ = web::block(move || flight.stop()).await;
+    }
     let catalog = flushed.catalog.clone();
     let contracts = flushed.contracts.clone();
     match web::block(move || {

@@ -154,6 +154,17 @@ impl TestNode {
             .expect("token")
     }
 
+    /// The Arrow Flight address of a node started with `--flight-bind`, as
+    /// `grpc+tcp://host:port` (the line it prints before its HTTP address).
+    pub fn flight_location(&self) -> String {
+        self.stdout_lines
+            .iter()
+            .find_map(|line| line.split("arrow flight on ").nth(1))
+            .unwrap_or_else(|| panic!("no Flight address in {:?}", self.stdout_lines))
+            .trim()
+            .to_owned()
+    }
+
     /// The node id (audience of its tokens).
     pub fn node_id(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("node-id"))
