@@ -21,6 +21,14 @@ COPY ontologies ontologies
 COPY policies policies
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin agora
 
+# The web UI's SPARQL editor bundle (CodeMirror 6 from npm, bundled by esbuild). Without it the
+# node still serves every page; the editor is then a plain textarea.
+FROM node:20-bookworm-slim AS ui
+WORKDIR /ui
+COPY ui/package.json ui/package-lock.json ui/build.sh ./
+COPY ui/src src
+RUN ./build.sh
+
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates libstdc++6 \
@@ -29,10 +37,12 @@ RUN apt-get update \
 COPY --from=build /src/target/release/agora /usr/local/bin/agora
 COPY connectors /usr/share/agora/connectors
 COPY policies /usr/share/agora/policies
+COPY --from=ui /ui/dist /usr/share/agora/ui
 USER agora
 WORKDIR /var/lib/agora
 ENV AGORA_DATA_DIR=/var/lib/agora/data \
     AGORA_CONNECTORS_DIR=/usr/share/agora/connectors \
+    AGORA_UI_DIR=/usr/share/agora/ui \
     AGORA_BIND=0.0.0.0:8080 \
     AGORA_PUBLIC_URL=http://localhost:8080
 VOLUME ["/var/lib/agora/data"]

@@ -51,3 +51,17 @@ if [ ! -x "$delta_venv/bin/python" ] || [ "$(cat "$delta_stamp" 2>/dev/null)" !=
   "$delta_venv/bin/pip" install -q -r tests/conformance/delta_sharing/requirements.txt
   echo "$delta_want" > "$delta_stamp"
 fi
+
+# The web UI: Node.js and npm when missing, Debian's chromium for the browser journeys
+# (tests/integration/ui.rs), then ui/build.sh: `npm ci` when ui/package-lock.json changed
+# (CodeMirror 6, esbuild, playwright-core) and the SPARQL editor bundle into ui/dist/.
+ui_apt=()
+{ command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; } || ui_apt+=(nodejs npm)
+dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed" || ui_apt+=(chromium)
+if [ ${#ui_apt[@]} -gt 0 ]; then
+  echo "installing ${ui_apt[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${ui_apt[@]}"
+fi
+ui/build.sh

@@ -40,3 +40,5 @@ mod python_client;
 mod sparql;
 #[path = "integration/sparql_protocol.rs"]
 mod sparql_protocol;
+#[path = "integration/ui.rs"]
+mod ui;

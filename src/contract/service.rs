@@ -1933,6 +1933,24 @@ impl Contracts {
         self.store.events(Kind::Negotiation, id)
     }
 
+    /// The negotiations waiting for `principal`'s decision as holder of their dataset, oldest
+    /// first: the holder's inbox of permits in the web UI.
+    pub fn pending_approvals(&self, principal: &Principal) -> Result<Vec<NegotiationRecord>> {
+        let mut records: Vec<NegotiationRecord> = self
+            .store
+            .all::<NegotiationRecord>(Kind::Negotiation)?
+            .into_iter()
+            .filter(|r| {
+                r.side == Side::Provider
+                    && r.waiting.is_some()
+                    && !r.state.is_final()
+                    && self.is_holder(principal, &r.dataset)
+            })
+            .collect();
+        records.sort_by(|a, b| a.created.cmp(&b.created));
+        Ok(records)
+    }
+
     /// The holder approves (`true`) or rejects a negotiation that waits for them.
     pub fn decide_approval(
         self: &Arc<Self>,

@@ -25,6 +25,12 @@ pub(super) fn principal(request: &HttpRequest) -> Result<Principal, ApiError> {
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .ok_or(AuthError::Missing)?;
+    principal_from_token(node, token)
+}
+
+/// The principal of a participant token, however it arrived: the API's `Authorization` header
+/// above, or the web UI's session cookie (read only by the UI's routes, never by the API's).
+pub(super) fn principal_from_token(node: &Node, token: &str) -> Result<Principal, ApiError> {
     let principal = node.tokens.validate(token.trim())?;
     if principal
         .attributes

@@ -325,7 +325,7 @@ pub async fn read(
             HttpResponse::Ok()
                 .content_type("text/html; charset=utf-8")
                 .insert_header((header::VARY, "Accept"))
-                .body(crate::http::pages::dataset_page(&page_id, &graph))
+                .body(crate::http::ui::dataset_page(&node.id, &page_id, &graph))
         }
     };
     Ok(response)

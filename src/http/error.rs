@@ -273,6 +273,8 @@ pub fn problemize<B>(
             // problem+json already, or a Dataspace Protocol error message (its own format).
             ct.as_bytes().starts_with(b"application/problem+json")
                 || ct.as_bytes().starts_with(b"application/json")
+                // or a page of the web UI, which renders its own errors for people.
+                || ct.as_bytes().starts_with(b"text/html")
         });
     if is_problem {
         return Ok(actix_web::middleware::ErrorHandlerResponse::Response(

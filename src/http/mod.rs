@@ -10,8 +10,8 @@ mod dsp;
 pub mod error;
 mod negotiate;
 mod ops;
-pub mod pages;
 mod sparql;
+pub mod ui;
 
 use crate::node::Node;
 use actix_web::middleware::{ErrorHandlers, NormalizePath, TrailingSlash};
@@ -122,7 +122,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         )
         .service(web::resource("/dsp/transfers/request").post(dsp::transfer_request))
         .service(web::resource("/dsp/transfers/{pid}").get(dsp::transfer))
-        .service(web::resource("/dsp/transfers/{pid}/{action}").post(dsp::transfer_message));
+        .service(web::resource("/dsp/transfers/{pid}/{action}").post(dsp::transfer_message))
+        .configure(ui::configure);
 }
 
 /// Serves `node` on `listener` (and Arrow Flight on `flight`, if given) until SIGINT/SIGTERM,

@@ -127,6 +127,17 @@ pub async fn query_get(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let parameters = parse_pairs(request.query_string().as_bytes())?;
+    // A browser opening the endpoint without a query gets the editor.
+    let wants_html = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if parameters.queries.is_empty() && parameters.updates == 0 && wants_html {
+        return Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, "/sparql-editor"))
+            .finish());
+    }
     run(node, &request, parameters).await
 }
 

@@ -32,6 +32,7 @@ mod validate;
 mod values;
 /// The namespaces and terms policies use, for callers that build requests and policies.
 pub mod vocab;
+mod words;
 
 pub use emit::{to_json_ld, to_json_ld_string};
 pub use evaluate::{
@@ -54,6 +55,7 @@ pub use report::{ReportOptions, compliance_report};
 pub use templates::{TEMPLATES, template, template_uids};
 pub use validate::{validate, validate_for_dataset};
 pub use values::XsdDuration;
+pub use words::{PermissionWords, PolicyWords, describe, known_purposes, purpose_label};
 
 use crate::rdf_input::{InputError, RdfSyntax};
 use std::fmt;

@@ -49,6 +49,11 @@ impl PurposeHierarchy {
         false
     }
 
+    /// Every purpose the hierarchy holds, in no particular order (the UI's purpose picker).
+    pub fn iris(&self) -> impl Iterator<Item = &str> {
+        self.broader.keys().map(String::as_str)
+    }
+
     /// How many purposes the hierarchy holds.
     pub fn len(&self) -> usize {
         self.broader.len()

@@ -1,0 +1,201 @@
+// The web UI's journeys in headless Chromium (Debian's /usr/bin/chromium driven by
+// playwright-core from ui/node_modules), against a real node started by
+// tests/integration/ui.rs. Environment: AGORA_URL, AGORA_HOLDER_TOKEN, AGORA_RESEARCHER_TOKEN,
+// AGORA_SCREENSHOTS (folder for the PNGs). Exits non-zero on the first failed step.
+import { createRequire } from "node:module";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(join(here, "../../ui/package.json"));
+const { chromium } = require("playwright-core");
+
+const url = process.env.AGORA_URL;
+const holderToken = process.env.AGORA_HOLDER_TOKEN;
+const researcherToken = process.env.AGORA_RESEARCHER_TOKEN;
+const shots = process.env.AGORA_SCREENSHOTS || join(here, "../../docs/screenshots");
+assert.ok(url && holderToken && researcherToken, "AGORA_URL and both tokens are set");
+mkdirSync(shots, { recursive: true });
+
+// Playwright gives the browser a fresh, temporary user-data-dir of its own on every launch.
+const browser = await chromium.launch({
+  executablePath: process.env.AGORA_CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+
+function step(name) {
+  console.log(`journey step: ${name}`);
+}
+
+/** Screenshots of the current page at 1280 px and 390 px wide. */
+async function capture(page, name) {
+  for (const [width, height] of [[1280, 900], [390, 844]]) {
+    await page.setViewportSize({ width, height });
+    await page.screenshot({ path: join(shots, `${name}-${width}.png`), fullPage: true });
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+async function newPerson(token) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+  context.setDefaultTimeout(60_000);
+  const page = await context.newPage();
+  page.on("pageerror", (error) => { throw new Error(`script error on ${page.url()}: ${error.message}`); });
+  if (token) {
+    await page.goto(`${url}/sign-in`);
+    await page.getByLabel("Participant token (JWT)").fill(token);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.waitForURL(`${url}/`);
+    await page.getByText("Signed in as").waitFor();
+  }
+  return { context, page };
+}
+
+let failed = false;
+try {
+  // ---------------------------------------------------------------- 1. search, facet, dataset
+  step("1 search, facet, dataset page");
+  const anonymous = await newPerson(null);
+  let page = anonymous.page;
+  await page.goto(`${url}/`);
+  await page.getByRole("heading", { name: "Sector pools" }).waitFor();
+  await capture(page, "home");
+  await page.getByLabel("Search the catalogue").fill("hospital");
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.waitForURL(/q=hospital/);
+  const count = Number(await page.locator("#result-count").textContent());
+  assert.ok(count >= 1, `search finds the health pool (${count})`);
+  await page.getByRole("navigation", { name: "Theme" }).getByRole("link", { name: /Health/ }).click();
+  await page.waitForURL(/theme=/);
+  assert.match(await page.locator("#result-count").textContent(), /^[1-9]/);
+  await page.locator(".results h3 a").first().click();
+  await page.getByRole("heading", { name: "Usage policy" }).waitFor();
+  const policy = await page.locator("ul.policy").first().textContent();
+  assert.match(policy, /pseudonymised/);
+  assert.match(policy, /birth dates reduced to year/);
+  assert.match(policy, /groups under 11 suppressed/);
+  for (const format of ["JSON-LD", "Turtle", "N-Triples", "RDF/XML"]) {
+    await page.getByRole("link", { name: format, exact: true }).waitFor();
+  }
+  const turtle = await page.request.get(url + await page.getByRole("link", { name: "Turtle", exact: true }).getAttribute("href"));
+  assert.match(turtle.headers()["content-type"], /text\/turtle/);
+  await capture(page, "dataset");
+
+  // ---------------------------------------------------------------- 2. SPARQL
+  step("2 SPARQL query, table, CSV download");
+  await page.goto(`${url}/sparql-editor`);
+  const editor = page.locator(".cm-editor");
+  const enhanced = (await editor.count()) > 0;
+  await page.getByRole("link", { name: "Datasets and their titles" }).click();
+  if (enhanced) {
+    await page.waitForURL(`${url}/sparql-editor`);
+    await page.locator(".cm-content").click();
+    await page.getByRole("button", { name: "Run query" }).click();
+  } else {
+    await page.getByRole("button", { name: "Run query" }).click();
+  }
+  await page.locator("#results").waitFor();
+  const rows = await page.locator("#results tbody tr").count();
+  assert.ok(rows >= 3, `three demo datasets at least (${rows})`);
+  await capture(page, "sparql");
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.locator("#download-csv").click(),
+  ]);
+  const csv = readFileSync(await download.path(), "utf8");
+  assert.match(csv.split(/\r?\n/)[0], /^dataset,title$/);
+  assert.ok(csv.includes("/datasets/health"), "the CSV carries the rows");
+  await anonymous.context.close();
+
+  // ---------------------------------------------------------------- 3. publish
+  step("3 publish with an invalid field, fix it, find the dataset");
+  const holder = await newPerson(holderToken);
+  page = holder.page;
+  await page.goto(`${url}/publish`);
+  await page.getByLabel("Description").fill("Water levels of 40 river gauges, every 15 minutes, 2025.");
+  await page.getByLabel("Sector pool").selectOption("climate");
+  await page.getByLabel("Keywords").fill("water, rivers, floods");
+  await page.getByLabel("Contact e-mail").fill("gauges@example.org");
+  await page.getByLabel("Distribution format").selectOption("CSV");
+  await page.getByLabel("Distribution URL").fill("https://rivers.example.org/gauges/");
+  await page.getByLabel("Licence").selectOption("CC_BY_4_0");
+  await page.getByLabel("Usage policy").selectOption("approval");
+  await page.getByRole("button", { name: "Publish" }).click();
+  await page.locator("#title-error").waitFor();
+  assert.match(await page.locator("#title-error").textContent(), /dct:title/);
+  assert.equal(await page.getByLabel(/^Title/).getAttribute("aria-invalid"), "true");
+  await capture(page, "publish-invalid");
+  await page.getByLabel(/^Title/).fill("River gauge levels 2025");
+  await page.getByRole("button", { name: "Publish" }).click();
+  await page.getByRole("heading", { name: "River gauge levels 2025" }).waitFor();
+  const published = page.url().split("/datasets/")[1];
+  assert.ok(published, "the new dataset's page");
+  await page.goto(`${url}/?q=river+gauge`);
+  await page.getByRole("link", { name: "River gauge levels 2025" }).waitFor();
+
+  // ---------------------------------------------------------------- 4. refused, then agreed
+  step("4 request access: refused purpose, then an accepted one");
+  const researcher = await newPerson(researcherToken);
+  const rpage = researcher.page;
+  await rpage.goto(`${url}/datasets/health`);
+  await rpage.getByLabel("Purpose", { exact: true }).selectOption("https://w3id.org/dpv#Marketing");
+  await rpage.getByRole("button", { name: "Request access" }).click();
+  await rpage.locator("#refusal").waitFor();
+  assert.equal(await rpage.locator("#negotiation-state").textContent(), "TERMINATED");
+  const failedConstraints = await rpage.locator("#failed-constraints").textContent();
+  assert.match(failedConstraints, /purpose/i);
+  await capture(rpage, "negotiation-refused");
+  await rpage.getByRole("link", { name: "Request again with another purpose" }).click();
+  await rpage.getByLabel("Purpose", { exact: true }).selectOption("https://w3id.org/dpv#AcademicResearch");
+  await rpage.getByRole("button", { name: "Request access" }).click();
+  await rpage.locator("#agreement").waitFor();
+  assert.equal(await rpage.locator("#negotiation-state").textContent(), "FINALIZED");
+  const snippet = await rpage.locator("#snippet").textContent();
+  assert.match(snippet, /agora_client\.Node\(/);
+  assert.match(snippet, /node\.read\(/);
+  assert.match(snippet, /agora_client\.torch\.AgoraIterableDataset\(node, agreement\)/);
+  assert.ok(snippet.includes(await rpage.locator("#agreement-id").textContent()));
+  await capture(rpage, "negotiation-agreed");
+
+  // ---------------------------------------------------------------- 5. approval
+  step("5 a permit waits for the holder, who approves it");
+  await rpage.goto(`${url}/datasets/${published}`);
+  await rpage.getByLabel("Purpose", { exact: true }).selectOption("https://w3id.org/dpv#AcademicResearch");
+  await rpage.getByRole("button", { name: "Request access" }).click();
+  await rpage.locator("#waiting").waitFor();
+  assert.equal(await rpage.locator("#negotiation-state").textContent(), "REQUESTED");
+  await page.goto(`${url}/holder`);
+  const row = page.locator("#pending tbody tr", { hasText: published });
+  await row.waitFor();
+  await capture(page, "holder");
+  await row.getByLabel("Note (optional)").fill("ethics approval seen");
+  await row.getByRole("button", { name: "Approve" }).click();
+  await page.locator("#no-pending").waitFor();
+  // The researcher's page refreshes itself until the negotiation ends.
+  await rpage.locator("#negotiation-state", { hasText: "FINALIZED" }).waitFor();
+  assert.match(await rpage.locator("#events").textContent(), /ethics approval seen/);
+  await page.goto(`${url}/holder`);
+  await page.getByRole("link", { name: "audit trail" }).first().click();
+  await page.getByRole("heading", { name: /Audit trail of/ }).waitFor();
+  await capture(page, "audit");
+
+  // Signing out forgets the token.
+  step("sign out");
+  await rpage.getByRole("button", { name: "Sign out" }).click();
+  await rpage.getByRole("link", { name: "Sign in" }).waitFor();
+  const cookies = await researcher.context.cookies();
+  assert.ok(!cookies.some((c) => c.name === "agora_session" && c.value), "the session cookie is gone");
+  console.log("all journeys passed");
+} catch (error) {
+  failed = true;
+  console.error(`JOURNEY FAILED: ${error.stack || error}`);
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
