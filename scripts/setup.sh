@@ -65,3 +65,12 @@ if [ ${#ui_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${ui_apt[@]}"
 fi
 ui/build.sh
+
+# A real S3-compatible server for the object-storage connector tests (tests/integration/s3.rs):
+# s3s-fs checks SigV4 signatures and serves a folder. 0.14.1 is the newest that builds with
+# rustc 1.95. Installed once into ~/.cargo/bin (a cold install compiles it: see README).
+s3s_version="0.14.1"
+if ! "$HOME/.cargo/bin/s3s-fs" --version 2>/dev/null | grep -q "$s3s_version"; then
+  CARGO_TARGET_DIR="$HOME/.cache/s3s-fs-target" \
+    cargo install --locked --version "$s3s_version" --features binary s3s-fs
+fi

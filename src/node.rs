@@ -162,7 +162,16 @@ impl Node {
     pub fn load_demo(&self) -> Result<Vec<String>, NodeError> {
         let mut loaded = Vec::new();
         for pool in pools::load_pools(&self.config.connectors_dir)? {
-            let path = pools::ensure_data(&pool, &self.config.data_dir)?;
+            let location = match &pool.manifest.data.s3 {
+                Some(s3) => crate::engine::remote::register(&pool.manifest.id, s3)?,
+                None => {
+                    let path = pools::ensure_data(&pool, &self.config.data_dir)?;
+                    path.strip_prefix(&self.config.data_dir)
+                        .unwrap_or(&path)
+                        .to_string_lossy()
+                        .into_owned()
+                }
+            };
             let mut description = pool.description()?;
             let uid = pool.policy_uid()?;
             description.extend_from_slice(
@@ -170,11 +179,7 @@ impl Node {
             );
             let source = PoolSource {
                 connector: ConnectorRef {
-                    location: path
-                        .strip_prefix(&self.config.data_dir)
-                        .unwrap_or(&path)
-                        .to_string_lossy()
-                        .into_owned(),
+                    location,
                     format: pool.manifest.data.format.clone(),
                 },
                 columns: pool

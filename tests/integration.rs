@@ -36,6 +36,8 @@ mod hostile;
 mod policy;
 #[path = "integration/python_client.rs"]
 mod python_client;
+#[path = "integration/s3.rs"]
+mod s3;
 #[path = "integration/sparql.rs"]
 mod sparql;
 #[path = "integration/sparql_protocol.rs"]

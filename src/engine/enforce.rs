@@ -251,7 +251,11 @@ pub async fn enforced_view(
         "datafusion.execution.parquet.schema_force_view_types",
         false,
     );
-    let context = SessionContext::new_with_config(config);
+    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_object_store_registry(super::remote::registry())
+        .build_arc()
+        .map_err(internal)?;
+    let context = SessionContext::new_with_config_rt(config, runtime);
     let path = source.path.to_string_lossy().into_owned();
     let raw = match source.format {
         "parquet" => {

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod enforce;
 pub mod pools;
+pub mod remote;
 pub mod shards;
 
 use crate::catalog::ConnectorRef;
@@ -84,7 +85,18 @@ impl DataPlane {
 
     /// The folder or file a connector points at, resolved and checked again at read time
     /// (a symlink swapped in after publication must not lead outside the allowed roots).
+    /// An object-store location (`s3://agora-<dataset>/`) is answered as it is, once its
+    /// source is registered ([`remote`]); its store cannot reach outside the source's prefix.
     pub fn resolve(&self, connector: &ConnectorRef) -> Result<PathBuf, EngineError> {
+        if remote::is_remote(&connector.location) {
+            return if remote::is_registered(&connector.location) {
+                Ok(PathBuf::from(&connector.location))
+            } else {
+                Err(EngineError::Source(
+                    "the dataset's object storage is not configured on this node (its connector manifest was not loaded)".into(),
+                ))
+            };
+        }
         let (candidate, roots): (PathBuf, Vec<PathBuf>) =
             match connector.location.strip_prefix("file://") {
                 Some(path) => (PathBuf::from(path), self.allow_roots.clone()),

@@ -74,6 +74,10 @@ pub struct DataSection {
     pub rows: usize,
     /// Seed of the generator.
     pub seed: u64,
+    /// Read the data from this S3-compatible bucket instead of generating it under `path`
+    /// (the files there have the manifest's columns).
+    #[serde(default)]
+    pub s3: Option<super::remote::S3Source>,
     /// The schema.
     pub columns: Vec<Column>,
 }

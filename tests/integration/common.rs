@@ -222,8 +222,6 @@ fn spawn(data_dir: &Path, options: &Options) -> (Child, String, Vec<String>) {
         .arg("127.0.0.1:0")
         .arg("--log-format")
         .arg("text")
-        .arg("--connectors")
-        .arg(repo_root().join("connectors"))
         .args(&options.args)
         .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("AGORA_LOG", "warn")
@@ -232,6 +230,12 @@ fn spawn(data_dir: &Path, options: &Options) -> (Child, String, Vec<String>) {
         .stderr(Stdio::inherit());
     if options.demo {
         command.arg("--demo");
+    }
+    // The repository's pools, unless the test brings its own connectors folder.
+    if !options.args.iter().any(|a| a == "--connectors") {
+        command
+            .arg("--connectors")
+            .arg(repo_root().join("connectors"));
     }
     let mut child = command.spawn().expect("agora binary starts");
     let stdout = child.stdout.take().expect("stdout");
