@@ -1,7 +1,8 @@
 //! The web UI: its HTML routes (status codes, escaping of hostile input, who may open the
 //! holder's pages, CSRF refusals, the session cookie never opening the JSON API), and the
 //! journeys of the three users in headless Chromium (`tests/ui/journeys.mjs`, driven by
-//! playwright-core), which also refresh the screenshots in `docs/screenshots/`.
+//! playwright-core), which also take the screenshots of `docs/screenshots/` (refreshed there
+//! with `AGORA_SCREENSHOTS=$PWD/docs/screenshots`).
 
 use super::common::{Options, TestNode, repo_root};
 use agora::identity::Role;
@@ -239,6 +240,15 @@ fn ui_sessions_roles_and_csrf() {
         Role::Researcher,
         &[("country", "DE"), ("org_type", "university")],
     );
+    let cross_site = call(
+        &node,
+        "POST",
+        "/sign-in",
+        &[("Content-Type", FORM), ("Origin", "https://evil.example")],
+        &format!("token={}", encode(&researcher)),
+    );
+    assert_eq!(cross_site.status, 403, "no login CSRF");
+    assert!(cross_site.set_cookie.is_none());
     let (alice, alice_csrf) = sign_in(&node, &researcher);
     let forbidden = call(&node, "GET", "/holder", &[("Cookie", &alice)], "");
     assert_eq!(forbidden.status, 403);
@@ -456,6 +466,9 @@ fn ui_journeys_in_headless_chromium() {
         Role::Researcher,
         &[("country", "DE"), ("org_type", "university")],
     );
+    // Screenshots go to a scratch folder, so that test runs leave the tree clean; set
+    // AGORA_SCREENSHOTS=$PWD/docs/screenshots to refresh the committed ones.
+    let scratch = tempfile::tempdir().expect("scratch dir");
     let output = Command::new("node")
         .arg(root.join("tests/ui/journeys.mjs"))
         .env("AGORA_URL", &node.url)
@@ -464,8 +477,7 @@ fn ui_journeys_in_headless_chromium() {
         .env("AGORA_CHROMIUM", &chromium)
         .env(
             "AGORA_SCREENSHOTS",
-            std::env::var("AGORA_SCREENSHOTS")
-                .unwrap_or_else(|_| root.join("docs/screenshots").display().to_string()),
+            std::env::var_os("AGORA_SCREENSHOTS").unwrap_or_else(|| scratch.path().into()),
         )
         .output()
         .expect("node runs");

@@ -15,7 +15,7 @@ const { chromium } = require("playwright-core");
 const url = process.env.AGORA_URL;
 const holderToken = process.env.AGORA_HOLDER_TOKEN;
 const researcherToken = process.env.AGORA_RESEARCHER_TOKEN;
-const shots = process.env.AGORA_SCREENSHOTS || join(here, "../../docs/screenshots");
+const shots = process.env.AGORA_SCREENSHOTS || join(here, "../../docs/screenshots");  // the committed ones by default
 assert.ok(url && holderToken && researcherToken, "AGORA_URL and both tokens are set");
 mkdirSync(shots, { recursive: true });
 

@@ -217,7 +217,7 @@ fn render_search(
         .collect();
     body.push_str(&format!(
         r#"<form class="search" role="search" method="get" action="/">
-<label for="q" class="skip-label" style="margin:0;align-self:center">Search the catalogue</label>
+<label for="q" style="margin:0;align-self:center">Search the catalogue</label>
 <input type="search" id="q" name="q" value="{}" placeholder="e.g. diabetes, trips, temperature">
 {hidden}<button type="submit">Search</button></form>"#,
         escape(q)

@@ -182,6 +182,30 @@ fn sign_in_page(session: &Session, message: Option<&str>, next: &str) -> String 
     })
 }
 
+/// Refuses a form posted from another site. Signing in has no session yet, hence no CSRF token
+/// and no SameSite cookie to lean on; browsers send `Origin` with every form POST, and a page of
+/// another origin must not sign a visitor in with a token of its choosing (login CSRF).
+fn same_origin(request: &HttpRequest) -> Result<(), UiError> {
+    let Some(origin) = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+    else {
+        return Ok(());
+    };
+    let host = request.connection_info().host().to_owned();
+    let origin_host = origin
+        .split_once("://")
+        .map_or(origin, |(_, rest)| rest)
+        .trim_end_matches('/');
+    if origin == "null" || origin_host != host {
+        return Err(UiError::forbidden(
+            "This sign-in form was sent from another site. Open the sign-in page of this node and sign in there.",
+        ));
+    }
+    Ok(())
+}
+
 /// Where a sign-in may send the person back to: a local path only.
 fn safe_next(next: &str) -> &str {
     if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
@@ -211,6 +235,7 @@ pub async fn sign_in(
     body: web::Bytes,
 ) -> Result<HttpResponse, UiError> {
     let session = Session::default();
+    same_origin(&request)?;
     let fields = form_pairs(&body)?;
     let token: String = fields
         .get("token")
