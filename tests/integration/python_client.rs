@@ -1,7 +1,10 @@
 //! The Python client (`clients/python`, package `agora_client`) against a real demo node: the
 //! researcher's journey end to end (search with facets, SPARQL, negotiation and refusal,
-//! governed Arrow reads checked with pyarrow, problem details) and interoperability with
-//! SPARQLWrapper and rdflib's SPARQLStore, all in one pytest run.
+//! governed Arrow reads checked with pyarrow, problem details), the training side (shard
+//! plans, verified resumable downloads, 4 ranks x 2 workers seeing every sample once per epoch,
+//! exact resume), the examples, and interoperability with SPARQLWrapper, rdflib's SPARQLStore
+//! and Hugging Face `datasets` streaming the shard URLs, all in one pytest run; then the PyTorch
+//! integration (a real DataLoader with 2 worker processes) in the torch venv.
 
 use crate::common::{Options, TestNode, repo_root};
 use agora::identity::Role;
@@ -21,11 +24,29 @@ fn python() -> Option<PathBuf> {
     }
 }
 
-#[test]
-fn the_python_client_passes_its_suite_against_a_demo_node() {
-    let Some(python) = python() else {
-        return;
-    };
+/// The torch venv's Python (`AGORA_TORCH_PYTHON`, default `~/.cache/agora-venv-torch`, made by
+/// `scripts/setup.sh`), or a skip line.
+fn torch_python() -> Option<PathBuf> {
+    let path = std::env::var_os("AGORA_TORCH_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|home| PathBuf::from(home).join(".cache/agora-venv-torch/bin/python"))
+        });
+    match path {
+        Some(p) if p.exists() => Some(p),
+        _ => {
+            eprintln!(
+                "SKIP Python client with torch: no torch venv (AGORA_TORCH_PYTHON, or ~/.cache/agora-venv-torch made by scripts/setup.sh)"
+            );
+            None
+        }
+    }
+}
+
+/// Runs pytest on `tests` with `python` against a fresh demo node; panics with its output
+/// when it fails.
+fn pytest(python: &PathBuf, tests: &str) -> String {
     let node = TestNode::start(Options {
         demo: true,
         ..Options::default()
@@ -36,8 +57,8 @@ fn the_python_client_passes_its_suite_against_a_demo_node() {
         &[("country", "DE"), ("org_type", "university")],
     );
     let holder = node.token(agora::node::DEMO_HOLDER, Role::Holder, &[]);
-    let output = Command::new(&python)
-        .args(["-m", "pytest", "clients/python/tests", "-q", "-rs"])
+    let output = Command::new(python)
+        .args(["-m", "pytest", tests, "-q", "-rs"])
         .args(["-p", "no:cacheprovider"])
         .current_dir(repo_root())
         .env("AGORA_URL", &node.url)
@@ -55,11 +76,30 @@ fn the_python_client_passes_its_suite_against_a_demo_node() {
     );
     assert!(
         output.status.success(),
-        "pytest clients/python/tests failed ({}):\n{text}",
+        "pytest {tests} failed ({}):\n{text}",
         output.status
     );
-    eprintln!(
-        "Python client: {}",
-        text.lines().last().unwrap_or_default().trim()
+    text.lines().last().unwrap_or_default().trim().to_owned()
+}
+
+#[test]
+fn the_python_client_passes_its_suite_against_a_demo_node() {
+    let Some(python) = python() else {
+        return;
+    };
+    eprintln!("Python client: {}", pytest(&python, "clients/python/tests"));
+}
+
+#[test]
+fn the_python_client_feeds_a_torch_dataloader_with_two_workers() {
+    let Some(python) = torch_python() else {
+        return;
+    };
+    let summary = pytest(&python, "clients/python/tests/test_torch.py");
+    // Without torch the module is skipped whole: then nothing passes.
+    assert!(
+        summary.contains(" passed"),
+        "torch tests did not run: {summary}"
     );
+    eprintln!("Python client with torch: {summary}");
 }

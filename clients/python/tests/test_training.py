@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from agora_client import Node, ShardPlan, ShardStream
-from agora_client.training import pieces_of, resume_offsets, split_rows, window_permutation
+from agora_client.training import (
+    pieces_of,
+    resume_offsets,
+    resume_point,
+    split_rows,
+    window_permutation,
+)
 
 COLUMNS = ["trip_id", "distance_km", "duration_s"]
 
@@ -52,18 +58,27 @@ def test_resume_offsets_follow_the_dataloader_round_robin() -> None:
     lengths = [10, 7, 3]
     # The DataLoader's order, sample by sample, with batches of 2.
     order = []
+    boundaries = [0]  # the loop checkpoints between batches
     offsets = [0, 0, 0]
     active = [0, 1, 2]
     while active:
         for w in list(active):
             take = min(2, lengths[w] - offsets[w])
             order.extend([w] * take)
+            boundaries.append(len(order))
             offsets[w] += take
             if offsets[w] == lengths[w]:
                 active.remove(w)
-    for consumed in range(0, sum(lengths) + 1, 2):
+    for consumed in boundaries:
         expected = [order[:consumed].count(w) for w in range(3)]
         assert resume_offsets(lengths, 2, consumed) == expected, consumed
+        if consumed < sum(lengths):
+            # The worker whose batch comes next (the cycle skips exhausted ones lazily).
+            _, following = resume_point(lengths, 2, consumed)
+            nxt = order[consumed]
+            active = [w for w in range(3) if expected[w] < lengths[w]]
+            assert following == nxt or (following not in active and nxt == min(
+                (w for w in active if w > following), default=min(active))), consumed
     with pytest.raises(ValueError):
         resume_offsets(lengths, 2, 21)
 
@@ -152,7 +167,7 @@ def test_the_order_is_deterministic_and_shuffled(researcher: Node, mobility_agre
     assert sorted(first(5, 3000)) != sorted(plain) or first(5, 3000) != plain
 
 
-@pytest.mark.parametrize("workers,consumed", [(1, 12345), (2, 30000), (2, 74000)])
+@pytest.mark.parametrize("workers,consumed", [(1, 12345), (2, 30000), (2, 30250), (3, 40250), (2, 74000)])
 def test_resuming_mid_epoch_continues_exactly(
     researcher: Node, mobility_agreement, workers: int, consumed: int
 ) -> None:
@@ -201,7 +216,7 @@ def test_ranks_resumed_together_still_see_every_sample_once(
             )
 
         order = loader_order(stream(), 2)
-        before = ids(itertools.islice(order, 100))  # 100 batches, then a "crash"
+        before = ids(itertools.islice(order, 101))  # 101 batches, then a "crash"
         resumed = stream()
         resumed.load_state_dict(stream().state_dict(consumed=len(before), num_workers=2))
         seen.update(before + ids(loader_order(resumed, 2)))

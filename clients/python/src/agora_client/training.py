@@ -13,8 +13,9 @@ a training loop consumes:
    window by its own seeded permutation (seed, epoch, rank, window start): a shuffle buffer
    whose output is a pure function of the position, so resuming needs no replay.
 4. **Order.** PyTorch's DataLoader takes batches from its workers round-robin, in order;
-   :func:`resume_offsets` replays that arithmetic to find, from the number of samples the
-   loop consumed, where each worker stands.
+   :func:`resume_point` replays that arithmetic to find, from the number of samples the
+   loop consumed, where each worker's part stands and whose batch is next (a restarted
+   DataLoader begins with worker 0, so the parts are rotated to continue the cycle).
 5. **Prefetch.** A background thread fetches and verifies the next shards (SHA-256) and
    decodes them while the current one is consumed.
 """
@@ -84,13 +85,18 @@ def pieces_of(plan: ShardPlan, start: int, end: int) -> list[Piece]:
     return pieces
 
 
-def resume_offsets(lengths: Sequence[int], batch: int, consumed: int) -> list[int]:
+def resume_point(lengths: Sequence[int], batch: int, consumed: int) -> tuple[list[int], int]:
     """Where each worker stands after the loop consumed ``consumed`` samples, given the
-    DataLoader's order: one batch (of ``batch`` samples, fewer at a worker's end) from each
-    worker in turn, skipping workers that ran out."""
+    DataLoader's order (one batch of ``batch`` samples, fewer at a worker's end, from each
+    worker in turn, skipping workers that ran out), and which worker's batch comes next.
+
+    A DataLoader that starts again begins with its worker 0, so on resume DataLoader worker
+    ``i`` reads the part of worker ``(i + next) % len(lengths)``: the cycle goes on where it
+    stopped."""
     offsets = [0] * len(lengths)
     left = consumed
     active = [w for w, n in enumerate(lengths) if n > 0]
+    last = -1
     while left > 0 and active:
         for w in list(active):
             if left <= 0:
@@ -98,11 +104,17 @@ def resume_offsets(lengths: Sequence[int], batch: int, consumed: int) -> list[in
             take = min(batch, lengths[w] - offsets[w], left)
             offsets[w] += take
             left -= take
+            last = w
             if offsets[w] >= lengths[w]:
                 active.remove(w)
     if left > 0:
         raise ValueError(f"{consumed} samples consumed, but this rank has only {sum(lengths)}")
-    return offsets
+    return offsets, (last + 1) % len(lengths) if lengths else 0
+
+
+def resume_offsets(lengths: Sequence[int], batch: int, consumed: int) -> list[int]:
+    """Where each worker stands after ``consumed`` samples (see :func:`resume_point`)."""
+    return resume_point(lengths, batch, consumed)[0]
 
 
 def window_permutation(size: int, seed: int, epoch: int, rank: int, start: int) -> np.ndarray:
@@ -123,7 +135,10 @@ def column_arrays(table: pa.Table, times_as_int: bool) -> dict[str, np.ndarray]:
             pa.types.is_timestamp(kind) or pa.types.is_date(kind) or pa.types.is_duration(kind)
         ):
             column = column.cast(pa.int64() if not pa.types.is_date32(kind) else pa.int32())
-        out[name] = column.to_numpy()
+        array = column.to_numpy()
+        # Arrow's buffers are read-only; a batch is the caller's to change (and tensors
+        # made from read-only arrays warn), so numbers are copied out once.
+        out[name] = array if array.flags.writeable else array.copy()
     return out
 
 
@@ -319,8 +334,10 @@ class ShardStream:
         plan = self.plan()
         ranges = self.worker_ranges(num_workers)
         lengths = [end - start for start, end in ranges]
-        begin = resume_offsets(lengths, self.unit, self.consumed)[worker]
-        start, end = ranges[worker]
+        offsets, shift = resume_point(lengths, self.unit, self.consumed)
+        part = (worker + shift) % num_workers
+        start, end = ranges[part]
+        begin = offsets[part]
         return self._rows(plan, start, end, start + begin)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
