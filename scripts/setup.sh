@@ -2,7 +2,8 @@
 # Installs what building and testing agora needs on Debian, idempotently:
 # libclang (RocksDB's bindings), clang + mold (fast links), and the Python venv with the
 # real client libraries the conformance tests drive (pySHACL, rdflib, jsonschema, SPARQLWrapper,
-# pyarrow, pytest) plus the project's own Python client (clients/python).
+# pyarrow, pytest, numpy, tqdm, datasets) plus the project's own Python client (clients/python),
+# and venvs of their own for PyTorch and Schemathesis.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +51,32 @@ if [ ! -x "$delta_venv/bin/python" ] || [ "$(cat "$delta_stamp" 2>/dev/null)" !=
   "$delta_venv/bin/pip" install -q --upgrade pip
   "$delta_venv/bin/pip" install -q -r tests/conformance/delta_sharing/requirements.txt
   echo "$delta_want" > "$delta_stamp"
+fi
+
+# PyTorch for the Python client's torch integration, in a venv of its own: PyPI's Linux torch
+# wheel brings its CUDA libraries as dependencies (about 4 GB downloaded, 5.4 GB installed,
+# about 85 s cold here) and `import torch` fails without them, so it is installed whole, once.
+torch_venv="${AGORA_TORCH_VENV:-$HOME/.cache/agora-venv-torch}"
+torch_stamp="$torch_venv/.requirements.sha256"
+torch_want=$(cat tests/conformance/torch/requirements.txt clients/python/pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ ! -x "$torch_venv/bin/python" ] || [ "$(cat "$torch_stamp" 2>/dev/null)" != "$torch_want" ]; then
+  python3 -m venv "$torch_venv"
+  "$torch_venv/bin/pip" install -q --upgrade pip
+  "$torch_venv/bin/pip" install -q -r tests/conformance/torch/requirements.txt
+  "$torch_venv/bin/pip" install -q -e clients/python
+  echo "$torch_want" > "$torch_stamp"
+fi
+
+# Schemathesis (tests/integration/openapi_fuzz.rs) in a venv of its own, so that its
+# dependency tree never moves the main venv's pins.
+st_venv="${AGORA_SCHEMATHESIS_VENV:-$HOME/.cache/agora-venv-schemathesis}"
+st_stamp="$st_venv/.requirements.sha256"
+st_want=$(sha256sum tests/conformance/schemathesis/requirements.txt | cut -d' ' -f1)
+if [ ! -x "$st_venv/bin/schemathesis" ] || [ "$(cat "$st_stamp" 2>/dev/null)" != "$st_want" ]; then
+  python3 -m venv "$st_venv"
+  "$st_venv/bin/pip" install -q --upgrade pip
+  "$st_venv/bin/pip" install -q -r tests/conformance/schemathesis/requirements.txt
+  echo "$st_want" > "$st_stamp"
 fi
 
 # The web UI: Node.js and npm when missing, Debian's chromium for the browser journeys

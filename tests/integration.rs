@@ -32,6 +32,8 @@ mod durability;
 mod flight;
 #[path = "integration/hostile.rs"]
 mod hostile;
+#[path = "integration/openapi_fuzz.rs"]
+mod openapi_fuzz;
 #[path = "integration/policy.rs"]
 mod policy;
 #[path = "integration/python_client.rs"]

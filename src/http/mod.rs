@@ -1,6 +1,7 @@
 //! The HTTP front (actix-web): routing, content negotiation, the problem+json contract,
 //! request ids, metrics. Handlers parse, call the domain, and render.
 
+mod apidoc;
 mod auth;
 mod catalog;
 mod contracts;
@@ -20,6 +21,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 use tracing_actix_web::TracingLogger;
+use apidoc::ErrorResponses;
 use utoipa::OpenApi;
 
 /// The OpenAPI document of the JSON API.
@@ -39,7 +41,7 @@ use utoipa::OpenApi;
         crate::catalog::SearchResults, crate::catalog::SearchItem,
         catalog::BatchOutcome, catalog::BatchItem,
         crate::contract::NegotiationRequest, crate::contract::Event, crate::audit::Entry, contracts::TransferRequest, contracts::Note)),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &ErrorResponses),
 )]
 pub struct ApiDoc;
 
