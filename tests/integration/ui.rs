@@ -449,6 +449,38 @@ fn ui_publish_form_validates_and_escapes() {
     );
 }
 
+/// Without the npm bundle the editor is the plain textarea, and it still runs queries.
+#[test]
+fn ui_editor_without_bundle_is_a_textarea() {
+    let empty = tempfile::tempdir().expect("empty bundle dir");
+    let node = TestNode::start(Options {
+        env: vec![("AGORA_UI_DIR".into(), empty.path().display().to_string())],
+        ..Options::default()
+    });
+    let editor = call(
+        &node,
+        "GET",
+        &format!("/sparql-editor?query={}", encode("ASK { ?s ?p ?o }")),
+        &[],
+        "",
+    );
+    assert_eq!(editor.status, 200);
+    assert!(editor.body.contains("<textarea id=\"query\""));
+    assert!(
+        !editor.body.contains("/ui/assets/editor.js"),
+        "no script without a bundle"
+    );
+    assert!(editor.body.contains("id=\"ask-answer\""), "{}", editor.body);
+    let missing = call(&node, "GET", "/ui/assets/editor.js", &[], "");
+    assert_eq!(missing.status, 404);
+    assert!(missing.content_type.starts_with("text/html"));
+    let escape_attempt = call(&node, "GET", "/ui/assets/..%2F..%2FCargo.toml", &[], "");
+    assert_eq!(escape_attempt.status, 404);
+    let script = call(&node, "GET", "/ui/assets/ui.js", &[], "");
+    assert_eq!(script.status, 200);
+    assert!(script.content_type.starts_with("text/javascript"));
+}
+
 /// The three users' journeys in a real browser (see `tests/ui/journeys.mjs`).
 #[test]
 fn ui_journeys_in_headless_chromium() {

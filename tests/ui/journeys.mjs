@@ -91,7 +91,13 @@ try {
   step("2 SPARQL query, table, CSV download");
   await page.goto(`${url}/sparql-editor`);
   const editor = page.locator(".cm-editor");
+  const bundle = await page.request.get(`${url}/ui/assets/editor.js`);
   const enhanced = (await editor.count()) > 0;
+  assert.equal(enhanced, bundle.ok(), "CodeMirror replaces the textarea exactly when the bundle is served");
+  if (enhanced) {
+    // SPARQL highlighting: keywords get their own token spans.
+    assert.ok((await page.locator(".cm-content span").count()) > 3, "highlighted tokens");
+  }
   await page.getByRole("link", { name: "Datasets and their titles" }).click();
   if (enhanced) {
     await page.waitForURL(`${url}/sparql-editor`);
@@ -160,7 +166,8 @@ try {
   assert.match(snippet, /agora_client\.Node\(/);
   assert.match(snippet, /node\.read\(/);
   assert.match(snippet, /agora_client\.torch\.AgoraIterableDataset\(node, agreement\)/);
-  assert.ok(snippet.includes(await rpage.locator("#agreement-id").textContent()));
+  const healthAgreement = await rpage.locator("#agreement-id").textContent();
+  assert.ok(snippet.includes(healthAgreement));
   await capture(rpage, "negotiation-agreed");
 
   // ---------------------------------------------------------------- 5. approval
@@ -171,7 +178,7 @@ try {
   await rpage.locator("#waiting").waitFor();
   assert.equal(await rpage.locator("#negotiation-state").textContent(), "REQUESTED");
   await page.goto(`${url}/holder`);
-  const row = page.locator("#pending tbody tr", { hasText: published });
+  const row = page.locator("#pending tbody tr", { hasText: "River gauge levels 2025" });
   await row.waitFor();
   await capture(page, "holder");
   await row.getByLabel("Note (optional)").fill("ethics approval seen");
@@ -180,9 +187,23 @@ try {
   // The researcher's page refreshes itself until the negotiation ends.
   await rpage.locator("#negotiation-state", { hasText: "FINALIZED" }).waitFor();
   assert.match(await rpage.locator("#events").textContent(), /ethics approval seen/);
+  // The researcher starts a transfer under the health agreement (through the API, as the Python
+  // client would); the holder's audit trail shows it.
+  const transfer = await rpage.request.post(`${url}/api/transfers`, {
+    headers: { Authorization: `Bearer ${researcherToken}`, "Content-Type": "application/json" },
+    data: { agreement: healthAgreement },
+  });
+  assert.equal(transfer.status(), 201, await transfer.text());
+  const { token: dataToken } = await transfer.json();
+  const pulled = await rpage.request.get(
+    `${url}/data/${encodeURIComponent(healthAgreement)}/arrow?limit=100`,
+    { headers: { Authorization: `Bearer ${dataToken}` } },
+  );
+  assert.equal(pulled.status(), 200, await pulled.text());
   await page.goto(`${url}/holder`);
-  await page.getByRole("link", { name: "audit trail" }).first().click();
-  await page.getByRole("heading", { name: /Audit trail of/ }).waitFor();
+  await page.locator('a[href="/holder/audit/health"]').click();
+  await page.getByRole("heading", { name: /Audit trail of health/ }).waitFor();
+  assert.match(await page.locator("#audit").textContent(), /dr-researcher/);
   await capture(page, "audit");
 
   // Signing out forgets the token.

@@ -426,7 +426,7 @@ fn events_table(events: &[Event]) -> String {
         .iter()
         .map(|e| {
             format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td data-label=\"When\">{}</td><td data-label=\"State\">{}</td><td data-label=\"What\">{}</td></tr>",
                 escape(&e.at),
                 escape(&e.state),
                 escape(&e.detail)
@@ -434,7 +434,7 @@ fn events_table(events: &[Event]) -> String {
         })
         .collect();
     format!(
-        "<div class=\"table-wrap\"><table id=\"events\"><caption class=\"small muted\" style=\"text-align:left\">Events, oldest first</caption><thead><tr><th scope=\"col\">When</th><th scope=\"col\">State</th><th scope=\"col\">What</th></tr></thead><tbody>{rows}</tbody></table></div>"
+        "<div class=\"table-wrap\"><table id=\"events\" class=\"stack\"><caption class=\"small muted\" style=\"text-align:left\">Events, oldest first</caption><thead><tr><th scope=\"col\">When</th><th scope=\"col\">State</th><th scope=\"col\">What</th></tr></thead><tbody>{rows}</tbody></table></div>"
     )
 }
 
@@ -464,8 +464,15 @@ pub async fn negotiation(
         escape(&record.dataset)
     );
     body.push_str(&format!(
-        "<div aria-live=\"polite\"><p>State: <span class=\"state {state}\" id=\"negotiation-state\">{state}</span> · purpose: <code>{}</code></p>",
-        escape(record.purpose.as_deref().unwrap_or("none stated"))
+        "<div aria-live=\"polite\"><p>State: <span class=\"state {state}\" id=\"negotiation-state\">{state}</span> · purpose: {}</p>",
+        record.purpose.as_deref().map_or_else(
+            || "none stated".to_owned(),
+            |p| format!(
+                "{} <code class=\"small\">{}</code>",
+                escape(&policy::purpose_label(p)),
+                escape(p)
+            )
+        )
     ));
     let mut head = String::new();
     if let Some(waiting) = &record.waiting {
@@ -484,7 +491,11 @@ pub async fn negotiation(
             escape(&refusal.reason)
         ));
         if !refusal.failed_constraints.is_empty() {
-            body.push_str("<p>The constraint that failed:</p><ul id=\"failed-constraints\">");
+            body.push_str(if refusal.failed_constraints.len() == 1 {
+                "<p>The constraint that failed:</p><ul id=\"failed-constraints\">"
+            } else {
+                "<p>The constraints that failed:</p><ul id=\"failed-constraints\">"
+            });
             for constraint in &refusal.failed_constraints {
                 body.push_str(&format!("<li>{}</li>", escape(constraint)));
             }

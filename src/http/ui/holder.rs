@@ -7,6 +7,7 @@ use super::layout::{escape, url_encode};
 use super::session::Session;
 use super::{UiError, form_pairs, html, page};
 use crate::catalog::{CatalogError, FindingView};
+use crate::contract::NegotiationRecord;
 use crate::node::Node;
 use crate::rdf_input::RdfSyntax;
 use actix_web::http::{StatusCode, header};
@@ -585,6 +586,18 @@ pub async fn space(session: Session, node: web::Data<Node>) -> Result<HttpRespon
             .pending_approvals(&principal)
             .map_err(UiError::from)?;
         let mine = datasets_of(&worker, &principal.subject).map_err(UiError::from)?;
+        let pending: Vec<(NegotiationRecord, String)> = pending
+            .into_iter()
+            .map(|record| {
+                let title = mine
+                    .iter()
+                    .find(|(id, _)| *id == record.dataset)
+                    .map(|(_, title)| title.clone())
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| record.dataset.clone());
+                (record, title)
+            })
+            .collect();
         Ok::<_, UiError>((pending, mine))
     })
     .await??;
@@ -595,8 +608,8 @@ pub async fn space(session: Session, node: web::Data<Node>) -> Result<HttpRespon
     if pending.is_empty() {
         body.push_str("<p class=\"muted\" id=\"no-pending\">Nothing waits for you.</p>");
     } else {
-        body.push_str("<div class=\"table-wrap\"><table id=\"pending\" aria-labelledby=\"pending-heading\"><thead><tr><th scope=\"col\">Dataset</th><th scope=\"col\">Requester</th><th scope=\"col\">Purpose</th><th scope=\"col\">Since</th><th scope=\"col\">Decision</th></tr></thead><tbody>");
-        for record in &pending {
+        body.push_str("<div class=\"table-wrap\"><table id=\"pending\" class=\"stack\" aria-labelledby=\"pending-heading\"><thead><tr><th scope=\"col\">Dataset</th><th scope=\"col\">Requester</th><th scope=\"col\">Purpose</th><th scope=\"col\">Since</th><th scope=\"col\">Decision</th></tr></thead><tbody>");
+        for (record, title) in &pending {
             let requester = record
                 .requester
                 .as_deref()
@@ -610,13 +623,13 @@ pub async fn space(session: Session, node: web::Data<Node>) -> Result<HttpRespon
                 .collect();
             let id = escape(&url_encode(&record.id));
             body.push_str(&format!(
-                "<tr><td><a href=\"/datasets/{}\">{}</a></td><td>{}<br><span class=\"small muted\">{}</span></td><td><code>{}</code></td><td>{}</td>\
-                 <td><form method=\"post\" action=\"/holder/negotiations/{id}/approve\">{csrf}\
+                "<tr><td data-label=\"Dataset\"><a href=\"/datasets/{}\">{}</a></td><td data-label=\"Requester\">{}<br><span class=\"small muted\">{}</span></td><td data-label=\"Purpose\"><code>{}</code></td><td data-label=\"Since\">{}</td>\
+                 <td data-label=\"Decision\"><form method=\"post\" action=\"/holder/negotiations/{id}/approve\">{csrf}\
                  <label for=\"note-{id}\" class=\"small\">Note (optional)</label><input type=\"text\" id=\"note-{id}\" name=\"note\" maxlength=\"1000\">\
                  <div class=\"row\" style=\"margin-top:.5rem\"><button type=\"submit\">Approve</button>\
                  <button type=\"submit\" class=\"danger\" formaction=\"/holder/negotiations/{id}/reject\">Reject</button></div></form></td></tr>",
                 escape(&url_encode(&record.dataset)),
-                escape(&record.dataset),
+                escape(title),
                 escape(requester),
                 escape(&claims.join(", ")),
                 escape(record.purpose.as_deref().unwrap_or("none")),
@@ -715,10 +728,10 @@ pub async fn audit(
     if entries.is_empty() {
         body.push_str("<p class=\"muted\">Nobody has pulled data from this dataset yet.</p>");
     } else {
-        body.push_str("<div class=\"table-wrap\"><table id=\"audit\"><thead><tr><th scope=\"col\">#</th><th scope=\"col\">When</th><th scope=\"col\">Event</th><th scope=\"col\">Who</th><th scope=\"col\">Agreement</th><th scope=\"col\">Rows</th><th scope=\"col\">Bytes</th></tr></thead><tbody>");
+        body.push_str("<div class=\"table-wrap\"><table id=\"audit\" class=\"stack\"><thead><tr><th scope=\"col\">#</th><th scope=\"col\">When</th><th scope=\"col\">Event</th><th scope=\"col\">Who</th><th scope=\"col\">Agreement</th><th scope=\"col\">Rows</th><th scope=\"col\">Bytes</th></tr></thead><tbody>");
         for entry in &entries {
             body.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                "<tr><td data-label=\"#\">{}</td><td data-label=\"When\">{}</td><td data-label=\"Event\">{}</td><td data-label=\"Who\">{}</td><td data-label=\"Agreement\"><code>{}</code></td><td data-label=\"Rows\">{}</td><td data-label=\"Bytes\">{}</td></tr>",
                 entry.seq,
                 escape(&entry.at),
                 escape(&entry.event),

@@ -81,7 +81,8 @@ button.secondary,.button.secondary{background:#fff;color:var(--brand)}button.dan
 .notice.ok{border-color:var(--ok)}.notice.bad{border-color:var(--bad)}.notice.warn{border-color:var(--warn)}
 dl.meta{display:grid;grid-template-columns:12rem 1fr;gap:.4rem 1rem;margin:0}dl.meta dt{font-weight:600;color:var(--muted)}dl.meta dd{margin:0;overflow-wrap:anywhere}
 @media (max-width:600px){dl.meta{grid-template-columns:1fr}dl.meta dd{margin-bottom:.5rem}}
-table{border-collapse:collapse;width:100%;font-size:.9rem}th,td{border:1px solid var(--line);padding:.4rem .6rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}th{background:var(--bg)}
+table{border-collapse:collapse;width:100%;font-size:.9rem}th,td{border:1px solid var(--line);padding:.4rem .6rem;text-align:left;vertical-align:top;overflow-wrap:break-word}th{background:var(--bg)}
+@media (max-width:600px){table.stack thead{position:absolute;left:-9999px}table.stack tr{display:block;border:1px solid var(--line);border-radius:6px;margin:0 0 .75rem}table.stack td{display:block;border:0;border-bottom:1px solid var(--line);overflow-wrap:anywhere}table.stack td:last-child{border-bottom:0}table.stack td::before{content:attr(data-label);display:block;font-weight:600;color:var(--muted);font-size:.8rem}}
 .table-wrap{overflow-x:auto}
 .policy{list-style:none;padding:0;margin:.5rem 0}.policy li{background:var(--bg);border:1px solid var(--line);border-radius:6px;padding:.75rem 1rem;margin:.5rem 0;font-weight:600}
 pre.snippet{background:#0d1117;color:#e6edf3;padding:1rem;border-radius:6px;overflow-x:auto;font-size:.85rem}

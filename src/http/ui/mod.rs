@@ -233,15 +233,15 @@ fn decode(raw: &[u8]) -> Result<String, UiError> {
         })
 }
 
-/// The folder the browser bundle is served from: `AGORA_UI_DIR`, else `ui/dist` under the
-/// working directory, else the checkout this binary was built from. Without a bundle the
-/// editor is a plain textarea and everything still works.
+/// The folders the browser bundle is served from: `AGORA_UI_DIR` alone when it is set (an
+/// operator's choice is not second-guessed), else `ui/dist` under the working directory, then in
+/// the checkout this binary was built from. Without a bundle the editor is a plain textarea and
+/// everything still works.
 fn asset_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
     if let Some(dir) = std::env::var_os("AGORA_UI_DIR") {
-        dirs.push(PathBuf::from(dir));
+        return vec![PathBuf::from(dir)];
     }
-    dirs.push(PathBuf::from("ui/dist"));
+    let mut dirs = vec![PathBuf::from("ui/dist")];
     dirs.push(PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/ui/dist"
