@@ -72,7 +72,8 @@ class AgoraIterableDataset(IterableDataset):  # type: ignore[type-arg]
     released row once per epoch (up to fewer than ``world_size`` rows the node's plan leaves
     out), in an order fixed by ``seed`` and the epoch: the node's shard permutation, then a
     seeded shuffle of ``shuffle_buffer`` rows at a time (0: none). DataLoader workers split
-    the rank's shards between them; each prefetches its next shards on a background thread.
+    the rank's shards between them; each prefetches its next ``prefetch`` shards on background
+    threads.
 
     ``batch_size`` set: yields batches (dicts of arrays), use ``DataLoader(ds, batch_size=None)``
     or :class:`AgoraDataLoader`; unset: yields one dict per sample. ``as_tensors`` turns
@@ -93,7 +94,7 @@ class AgoraIterableDataset(IterableDataset):  # type: ignore[type-arg]
         batch_size: Optional[int] = None,
         columns: Optional[Sequence[str]] = None,
         as_tensors: bool = True,
-        prefetch: int = 2,
+        prefetch: int = 4,
         cache_dir: Union[str, "os.PathLike[str]", None] = None,
     ) -> None:
         super().__init__()

@@ -16,16 +16,18 @@ a training loop consumes:
    :func:`resume_point` replays that arithmetic to find, from the number of samples the
    loop consumed, where each worker's part stands and whose batch is next (a restarted
    DataLoader begins with worker 0, so the parts are rotated to continue the cycle).
-5. **Prefetch.** A background thread fetches and verifies the next shards (SHA-256) and
-   decodes them while the current one is consumed.
+5. **Prefetch.** Background threads fetch, verify (SHA-256) and decode the next ``prefetch``
+   shards while the current one is consumed.
 """
 
 from __future__ import annotations
 
+import collections
+import itertools
 import math
 import os
-import queue
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, Union
@@ -143,50 +145,31 @@ def column_arrays(table: pa.Table, times_as_int: bool) -> dict[str, np.ndarray]:
 
 
 class _Prefetcher:
-    """Fetches, verifies and decodes the pieces in order on a background thread, ``depth``
-    pieces ahead of the consumer."""
+    """Fetches, verifies and decodes the pieces on background threads, up to ``depth`` pieces
+    ahead of the consumer (``depth`` requests in flight), handing them out in order."""
 
     def __init__(self, fetch: Any, pieces: Sequence[Piece], depth: int) -> None:
         self._fetch = fetch
         self._pieces = list(pieces)
-        self._queue: "queue.Queue[Any]" = queue.Queue(maxsize=max(1, depth))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="agora-prefetch", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            for piece in self._pieces:
-                table = self._fetch(piece)
-                if not self._put(("piece", table)):
-                    return
-            self._put(("end", None))
-        except BaseException as error:  # handed to the consumer
-            self._put(("error", error))
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        self._depth = max(1, depth)
+        self._pool = ThreadPoolExecutor(max_workers=self._depth, thread_name_prefix="agora-prefetch")
 
     def __iter__(self) -> Iterator[pa.Table]:
+        pending: "collections.deque[Future[pa.Table]]" = collections.deque()
+        pieces = iter(self._pieces)
         try:
-            while True:
-                kind, value = self._queue.get()
-                if kind == "end":
-                    return
-                if kind == "error":
-                    raise value
-                yield value
+            for piece in itertools.islice(pieces, self._depth):
+                pending.append(self._pool.submit(self._fetch, piece))
+            while pending:
+                table = pending.popleft().result()
+                for piece in itertools.islice(pieces, 1):
+                    pending.append(self._pool.submit(self._fetch, piece))
+                yield table
         finally:
             self.close()
 
     def close(self) -> None:
-        self._stop.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class ShardStream:
@@ -212,7 +195,7 @@ class ShardStream:
         batch_size: Optional[int] = None,
         loader_batch_size: int = 1,
         columns: Optional[Sequence[str]] = None,
-        prefetch: int = 2,
+        prefetch: int = 4,
         cache_dir: Union[str, "os.PathLike[str]", None] = None,
         times_as_int: bool = False,
     ) -> None:
