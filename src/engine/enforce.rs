@@ -257,14 +257,26 @@ pub async fn enforced_view(
         .map_err(internal)?;
     let context = SessionContext::new_with_config_rt(config, runtime);
     let path = source.path.to_string_lossy().into_owned();
+    // Hive-partitioned folders (`key=value/…`) give their keys as columns, local or remote.
+    let extension = match source.format {
+        "parquet" => ".parquet",
+        "csv" => ".csv",
+        _ => ".json",
+    };
+    let partitions = super::remote::hive_partitions(&context, &path, extension).await?;
     let raw = match source.format {
         "parquet" => {
-            context
-                .read_parquet(path, ParquetReadOptions::default())
-                .await
+            let options = ParquetReadOptions::default().table_partition_cols(partitions);
+            context.read_parquet(path, options).await
         }
-        "csv" => context.read_csv(path, CsvReadOptions::new()).await,
-        "ndjson" | "json" => context.read_json(path, JsonReadOptions::default()).await,
+        "csv" => {
+            let options = CsvReadOptions::new().table_partition_cols(partitions);
+            context.read_csv(path, options).await
+        }
+        "ndjson" | "json" => {
+            let options = JsonReadOptions::default().table_partition_cols(partitions);
+            context.read_json(path, options).await
+        }
         other => {
             return Err(EngineError::Source(format!(
                 "the connector's format `{other}` is not one the node reads (parquet, csv, ndjson)"

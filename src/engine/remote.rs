@@ -178,6 +178,33 @@ pub fn register(dataset: &str, source: &S3Source) -> Result<String, EngineError>
     Ok(location)
 }
 
+/// The hive partition columns of a source folder (`key=value` folder names between the folder
+/// and its files), as text columns, for local and object-store sources alike: none for a single
+/// file or a flat folder. Folders that disagree on their keys are the dataset's fault.
+pub(crate) async fn hive_partitions(
+    context: &datafusion::prelude::SessionContext,
+    path: &str,
+    extension: &str,
+) -> Result<Vec<(String, datafusion::arrow::datatypes::DataType)>, EngineError> {
+    use datafusion::datasource::file_format::parquet::ParquetFormat;
+    use datafusion::datasource::listing::{ListingOptions, ListingTableUrl};
+    let unreadable = |e: datafusion::error::DataFusionError| {
+        EngineError::Source(format!("the dataset's files cannot be read: {e}"))
+    };
+    let url = ListingTableUrl::parse(path).map_err(unreadable)?;
+    // Only the extension matters for listing; the format is not used to read here.
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(extension);
+    let keys = options
+        .infer_partitions(&context.state(), &url)
+        .await
+        .map_err(unreadable)?;
+    Ok(keys
+        .into_iter()
+        .map(|key| (key, datafusion::arrow::datatypes::DataType::Utf8))
+        .collect())
+}
+
 /// The prefix as an object path, or why it is refused: no `..`, `.` or empty segments, so that
 /// it names one folder of the bucket and nothing above it.
 fn checked_prefix(prefix: &str) -> Result<Option<object_store::path::Path>, String> {

@@ -204,8 +204,8 @@ fn release(
     (stream, shards, pseudonymised)
 }
 
-/// A connectors folder with the health pool in the bucket (prefix `health`) and the climate
-/// pool behind wrong credentials.
+/// A connectors folder with the health pool in the bucket (prefix `health`), the mobility pool
+/// hive-partitioned under `mobility/batch=…/`, and the climate pool behind wrong credentials.
 fn s3_connectors(endpoint: &str, health_prefix: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = repo_root().join("connectors");
@@ -214,6 +214,12 @@ fn s3_connectors(endpoint: &str, health_prefix: &str) -> tempfile::TempDir {
             "health",
             format!(
                 "endpoint = \"{endpoint}\"\nbucket = \"{BUCKET}\"\nprefix = \"{health_prefix}\"\nregion = \"us-east-1\"\naccess_key_id_env = \"AGORA_TEST_S3_KEY\"\nsecret_access_key_env = \"AGORA_TEST_S3_SECRET\"\nallow_http = true\n"
+            ),
+        ),
+        (
+            "mobility",
+            format!(
+                "endpoint = \"{endpoint}\"\nbucket = \"{BUCKET}\"\nprefix = \"mobility\"\naccess_key_id_env = \"AGORA_TEST_S3_KEY\"\nsecret_access_key_env = \"AGORA_TEST_S3_SECRET\"\nallow_http = true\n"
             ),
         ),
         (
@@ -262,6 +268,22 @@ fn an_s3_connector_releases_what_the_same_local_files_release() {
         }
     }
     assert!(uploaded > 1, "the health pool has several files");
+    // The mobility pool, hive-partitioned: its files split between two `batch=` folders.
+    let mut files: Vec<PathBuf> = std::fs::read_dir(local.data_dir.join("pools/mobility"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort();
+    assert!(files.len() > 1, "the mobility pool has several files");
+    for (i, path) in files.iter().enumerate() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let batch = i % 2;
+        server.put(
+            &format!("mobility/batch={batch}/{name}"),
+            &std::fs::read(path).unwrap(),
+        );
+    }
     // A file beside the prefix that the connector must never see.
     server.put(
         "healthcare-other/private.parquet",
@@ -306,6 +328,34 @@ fn an_s3_connector_releases_what_the_same_local_files_release() {
     // Pseudonyms are there (and of the same form), only keyed differently.
     let all = rows(&remote_stream, &[]);
     assert_eq!(all.0.len(), expected.0.len() + pseudonymised.len());
+
+    // Hive partitions: the folder key becomes a released column, the rest is the local view.
+    let (local_mobility, _, mobility_pseudonymised) = release(&local, "s3-carol", "mobility");
+    let (remote_mobility, remote_mobility_shards, _) = release(&remote, "s3-carol", "mobility");
+    let mut skip = mobility_pseudonymised.clone();
+    let expected = rows(&local_mobility, &skip);
+    skip.push("batch".to_owned());
+    let streamed = rows(&remote_mobility, &skip);
+    assert_eq!(streamed.0, expected.0, "the files' columns");
+    assert!(
+        streamed.1 == expected.1,
+        "the hive-partitioned S3 stream differs from the local one"
+    );
+    assert!(rows(&remote_mobility_shards, &skip).1 == expected.1);
+    let mut batches: Vec<String> = remote_mobility
+        .iter()
+        .flat_map(|b| {
+            let column = b.column_by_name("batch").expect("the partition column");
+            let options = FormatOptions::default();
+            let format = ArrayFormatter::try_new(column.as_ref(), &options).expect("fmt");
+            (0..b.num_rows())
+                .map(|i| format.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    batches.sort();
+    batches.dedup();
+    assert_eq!(batches, ["0", "1"]);
 
     // Wrong credentials: the request fails with a clear source error, no secret in it, and the
     // node keeps serving.
