@@ -307,7 +307,11 @@ pub fn problemize<B>(
         StatusCode::PAYLOAD_TOO_LARGE => format!("{detail}; send a smaller body"),
         _ => detail,
     };
-    let problem = ApiError::new(status, code, title, detail).error_response();
+    let mut problem = ApiError::new(status, code, title, detail).error_response();
+    // A 405 must say which methods the resource takes (RFC 9110, 15.5.6): actix's answer does.
+    if let Some(allow) = response.response().headers().get(header::ALLOW) {
+        problem.headers_mut().insert(header::ALLOW, allow.clone());
+    }
     let (request, _) = response.into_parts();
     Ok(actix_web::middleware::ErrorHandlerResponse::Response(
         actix_web::dev::ServiceResponse::new(request, problem).map_into_right_body(),

@@ -223,3 +223,22 @@ fn every_operation_documents_the_refusals_it_can_answer() {
     }
     assert!(checked >= 25, "only {checked} operations");
 }
+
+/// Found by Schemathesis: a 405 answered as problem+json lost actix's `Allow` header, which
+/// RFC 9110 requires.
+#[test]
+fn a_405_names_the_allowed_methods() {
+    let node = TestNode::start(Options::default());
+    let answer = node.send("TRACE", "/health", &[], b"");
+    assert_eq!(answer.status, 405, "{}", answer.text());
+    assert_eq!(answer.header("Allow"), Some("GET"));
+    assert!(
+        answer
+            .header("Content-Type")
+            .is_some_and(|c| c.starts_with("application/problem+json"))
+    );
+    let answer = node.send("DELETE", "/api/datasets", &[], b"");
+    assert_eq!(answer.status, 405);
+    let allow = answer.header("Allow").expect("Allow");
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+}
