@@ -224,10 +224,13 @@ fn note(body: &[u8]) -> Result<Option<String>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let note: Note = serde_json::from_slice(body).map_err(|e| {
+    // The body is optional: none, `null` or {"note": ...}.
+    let note: Option<Note> = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!("the body is empty or {{\"note\": \"...\"}}: {e}"))
     })?;
-    Ok(note.note.map(|n| n.chars().take(1000).collect()))
+    Ok(note
+        .and_then(|n| n.note)
+        .map(|n| n.chars().take(1000).collect()))
 }
 
 /// The holder approves a negotiation that waits for them.

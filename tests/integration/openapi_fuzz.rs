@@ -242,3 +242,63 @@ fn a_405_names_the_allowed_methods() {
     let allow = answer.header("Allow").expect("Allow");
     assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
 }
+
+/// Found by Schemathesis: `null`, which the document allows as the optional note's body of the
+/// negotiation and transfer actions, was refused with 400.
+#[test]
+fn a_null_note_is_no_note() {
+    let node = TestNode::start(Options {
+        demo: true,
+        ..Options::default()
+    });
+    let researcher = node.token(
+        "null-note",
+        Role::Researcher,
+        &[("country", "DE"), ("org_type", "university")],
+    );
+    let bearer = format!("Bearer {researcher}");
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let agreed = node.send(
+        "POST",
+        "/api/negotiations",
+        &headers,
+        json!({"dataset": "mobility", "purpose": "dpv:ScientificResearch"})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(agreed.status, 201, "{}", agreed.text());
+    let agreement = agreed.json()["agreement"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let started = node.send(
+        "POST",
+        "/api/transfers",
+        &headers,
+        json!({ "agreement": agreement }).to_string().as_bytes(),
+    );
+    assert_eq!(started.status, 201, "{}", started.text());
+    let transfer = started.json()["id"].as_str().expect("id").to_owned();
+    let completed = node.send(
+        "POST",
+        &format!("/api/transfers/{transfer}/complete"),
+        &headers,
+        b"null",
+    );
+    assert_eq!(completed.status, 200, "{}", completed.text());
+    assert_eq!(completed.json()["state"], "COMPLETED");
+    let refused = node.send(
+        "POST",
+        &format!("/api/transfers/{transfer}/terminate"),
+        &headers,
+        b"[1]",
+    );
+    assert!(
+        refused.status == 400 || refused.status == 409,
+        "{}",
+        refused.text()
+    );
+}
