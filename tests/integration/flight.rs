@@ -158,11 +158,11 @@ async fn fetch_all(client: &mut FlightClient, info: &FlightInfo) -> Vec<RecordBa
 
 #[test]
 fn flight_endpoints_together_are_the_enforced_view() {
-    let node = flight_node();
+    let mut node = flight_node();
     let (agreement, _, token) = pull_rights(&node, "flight-alice", "health");
     let expected = rows(&http_view(&node, &agreement, &token));
     assert!(expected.1.len() > 20_000, "a view of several shards");
-    runtime().block_on(async {
+    let sent = runtime().block_on(async {
         let mut flight = client(&node, Some(&token)).await;
         let info = flight
             .get_flight_info(FlightDescriptor::new_path(vec![agreement.clone()]))
@@ -199,18 +199,36 @@ fn flight_endpoints_together_are_the_enforced_view() {
             union.iter().all(|r| expected.1.binary_search(r).is_ok()),
             "nothing outside the enforced view"
         );
+        got.1.len() + union.len()
     });
-    // Each segment was audited as released before it was sent.
+    // Each segment was audited as released, with its rows, under this agreement.
     let holder = node.token(agora::node::DEMO_HOLDER, agora::identity::Role::Holder, &[]);
     let audit = node.get(
         "/api/audit?dataset=health",
         &[("Authorization", &bearer(&holder))],
     );
     assert_eq!(audit.status, 200, "{}", audit.text());
+    let audited: u64 = audit.json()["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| {
+            e["agreement"] == agreement.as_str()
+                && e["event"] == "release"
+                && e["part"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("flight-shard-"))
+        })
+        .map(|e| e["rows"].as_u64().expect("rows"))
+        .sum();
+    assert_eq!(
+        audited as usize, sent,
+        "every row sent over Flight is audited"
+    );
+    // The Flight server stops with the node.
     assert!(
-        audit.text().contains("flight-shard-"),
-        "Flight releases are audited: {}",
-        audit.text()
+        node.terminate().success(),
+        "a clean shutdown with Flight running"
     );
 }
 
@@ -274,6 +292,14 @@ fn flight_tokens_open_only_their_own_agreement() {
         assert!(message.contains("Bearer"), "{message}");
         let (c, _) = code(anonymous.do_get(ticket_b.clone()).await.unwrap_err());
         assert_eq!(c, Code::Unauthenticated);
+        let participant = node.token(
+            "flight-a",
+            agora::identity::Role::Researcher,
+            &[("country", "DE"), ("org_type", "university")],
+        );
+        let mut wrong_kind = client(&node, Some(&participant)).await;
+        let (c, message) = code(wrong_kind.get_flight_info(path(&a)).await.unwrap_err());
+        assert_eq!(c, Code::Unauthenticated, "{message}");
         let mut late = client(&node, Some(&expired)).await;
         let (c, message) = code(late.get_flight_info(path(&a)).await.unwrap_err());
         assert_eq!(c, Code::Unauthenticated, "{message}");
