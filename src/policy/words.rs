@@ -114,6 +114,12 @@ pub fn describe(policy: &Policy) -> PolicyWords {
                 .as_ref()
                 .map(|a| action_label(a.name.as_str()))
                 .unwrap_or_else(|| "anything".into());
+            let action = match action.as_str() {
+                "distribute" => "onward distribution".to_owned(),
+                "commercialize" => "commercial use".to_owned(),
+                "sell" => "sale".to_owned(),
+                _ => action,
+            };
             let mut text = format!("no {action}");
             let conditions: Vec<String> = conditions(&rule.constraints)
                 .into_iter()
@@ -415,6 +421,46 @@ mod tests {
         ] {
             assert!(line.contains(expected), "{expected:?} missing from {line}");
         }
+        let words = words("https://w3id.org/agora/policies/health-secondary-use");
+        assert!(
+            words
+                .prohibitions
+                .contains(&"no onward distribution".to_owned()),
+            "{:?}",
+            words.prohibitions
+        );
+        assert_eq!(
+            words.title.as_deref(),
+            Some("Secondary use of health data under the EHDS")
+        );
+    }
+
+    #[test]
+    fn every_template_reads_in_words() {
+        let uids = crate::policy::template_uids();
+        assert_eq!(uids.len(), crate::policy::TEMPLATES.len());
+        for uid in &uids {
+            let words = words(uid);
+            assert!(words.title.is_some(), "{uid} has a title");
+            let lines = words.lines();
+            assert!(
+                !lines.is_empty() && lines.iter().all(|l| !l.is_empty()),
+                "{uid}: {lines:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_approval_duty_is_said() {
+        let body = br#"{"@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer",
+            "uid": "urn:test:permit", "profile": "https://w3id.org/agora/profile",
+            "permission": [{"action": "use",
+              "duty": [{"action": {"@id": "https://w3id.org/agora/ns#obtainApproval"}}]}]}"#;
+        let policy = crate::policy::parse(body, RdfSyntax::JsonLd).expect("parses");
+        assert_eq!(
+            describe(&policy).lines(),
+            vec!["each request approved by the data holder".to_owned()]
+        );
     }
 
     #[test]

@@ -440,6 +440,32 @@ fn ui_publish_form_validates_and_escapes() {
             "escaped title on {path}"
         );
     }
+    // Every template of policies/ is offered, by uid, and publishes.
+    let form = call(&node, "GET", "/publish", &[("Cookie", &cookie)], "");
+    for uid in agora::policy::template_uids() {
+        assert!(
+            form.body.contains(&format!("value=\"{uid}\"")),
+            "{uid} offered"
+        );
+    }
+    let templated = call(
+        &node,
+        "POST",
+        "/publish",
+        &[("Cookie", &cookie), ("Content-Type", FORM)],
+        &fields("Gauges, open", "https://rivers.example.org/").replace(
+            "policy=approval",
+            "policy=https%3A%2F%2Fw3id.org%2Fagora%2Fpolicies%2Fopen-data-attribution",
+        ),
+    );
+    assert_eq!(templated.status, 303, "{}", templated.body);
+    let opened = call(&node, "GET", &templated.location.expect("page"), &[], "");
+    assert!(
+        opened.body.contains("attribution required"),
+        "{}",
+        opened.body
+    );
+
     let page = call(&node, "GET", &location, &[], "");
     assert!(
         page.body

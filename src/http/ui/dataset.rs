@@ -39,16 +39,31 @@ fn objects(graph: &Graph, subject: NamedOrBlankNodeRef<'_>, p: &str) -> Vec<Stri
     values
 }
 
-/// The preferred label the node's vocabularies give an IRI, else a short form of it.
+/// The name the graph gives an IRI (the node's vocabularies' `skos:prefLabel`, or a title,
+/// label or name the description states), else a short form of it.
 fn label(graph: &Graph, iri: &str) -> String {
-    graph
-        .object_for_subject_predicate(
-            NamedOrBlankNodeRef::NamedNode(NamedNodeRef::new_unchecked(iri)),
-            NamedNodeRef::new_unchecked(SKOS_PREF_LABEL),
-        )
-        .and_then(|l| match l {
-            TermRef::Literal(l) => Some(l.value().to_owned()),
-            _ => None,
+    const NAMING: [&str; 4] = [
+        SKOS_PREF_LABEL,
+        "http://purl.org/dc/terms/title",
+        "http://www.w3.org/2000/01/rdf-schema#label",
+        "http://xmlns.com/foaf/0.1/name",
+    ];
+    let subject = NamedOrBlankNodeRef::NamedNode(NamedNodeRef::new_unchecked(iri));
+    NAMING
+        .iter()
+        .find_map(|p| {
+            let literals: Vec<_> = graph
+                .objects_for_subject_predicate(subject, NamedNodeRef::new_unchecked(p))
+                .filter_map(|o| match o {
+                    TermRef::Literal(l) => Some(l),
+                    _ => None,
+                })
+                .collect();
+            literals
+                .iter()
+                .find(|l| l.language().is_none_or(|lang| lang.starts_with("en")))
+                .or(literals.first())
+                .map(|l| l.value().to_owned())
         })
         .unwrap_or_else(|| value_label("theme", iri, ""))
 }

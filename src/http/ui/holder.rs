@@ -133,15 +133,16 @@ fn is_web_url(text: &str) -> bool {
         })
 }
 
+/// The templates of `policies/` as (uid, title), for the policy picker.
 fn template_choices() -> Vec<(String, String)> {
     crate::policy::TEMPLATES
         .iter()
-        .map(|(uid, body)| {
-            let title = crate::policy::parse(body.as_bytes(), RdfSyntax::JsonLd)
-                .ok()
-                .and_then(|p| p.title().map(str::to_owned))
-                .unwrap_or_else(|| uid.rsplit('/').next().unwrap_or(uid).to_owned());
-            ((*uid).to_owned(), title)
+        .filter_map(|(file, body)| {
+            let policy = crate::policy::parse(body.as_bytes(), RdfSyntax::JsonLd).ok()?;
+            let title = policy
+                .title()
+                .map_or_else(|| (*file).to_owned(), str::to_owned);
+            Some((policy.uid.as_str().to_owned(), title))
         })
         .collect()
 }
