@@ -33,8 +33,31 @@ function step(name) {
   console.log(`journey step: ${name}`);
 }
 
-/** Screenshots of the current page at 1280 px and 390 px wide. */
+const axeSource = require.resolve("axe-core/axe.min.js");
+const accessibility = [];
+
+/** Runs axe-core (WCAG 2 A and AA rules, contrast included) on the page; serious and critical
+ * findings fail the journeys at the end, all are printed. */
+async function audit(page, name) {
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] });
+    return {
+      passes: result.passes.length,
+      violations: result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5) })),
+    };
+  }).then(({ passes, violations }) => {
+    console.log(`axe ${name}: ${passes} rules pass, ${violations.length} violated`);
+    return violations;
+  });
+  for (const v of violations) {
+    console.log(`axe ${name}: ${v.impact} ${v.id}: ${v.help} at ${v.nodes.join(", ")}`);
+    if (v.impact === "serious" || v.impact === "critical") accessibility.push(`${name}: ${v.id}`);
+  }
+}
+
+/** Screenshots of the current page at 1280 px and 390 px wide, and its accessibility audit. */
 async function capture(page, name) {
+  await audit(page, name);
   for (const [width, height] of [[1280, 900], [390, 844]]) {
     await page.setViewportSize({ width, height });
     await page.screenshot({ path: join(shots, `${name}-${width}.png`), fullPage: true });
@@ -45,6 +68,8 @@ async function capture(page, name) {
 async function newPerson(token) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
   context.setDefaultTimeout(60_000);
+  // axe-core is injected as an init script (the pages' CSP allows no injected script tags).
+  await context.addInitScript({ path: axeSource });
   const page = await context.newPage();
   page.on("pageerror", (error) => { throw new Error(`script error on ${page.url()}: ${error.message}`); });
   if (token) {
@@ -66,6 +91,16 @@ try {
   await page.goto(`${url}/`);
   await page.getByRole("heading", { name: "Sector pools" }).waitFor();
   await capture(page, "home");
+  // By keyboard: the skip link first, then the search box; Enter searches.
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), "Skip to content");
+  await page.keyboard.press("Enter");
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "q");
+  await page.keyboard.type("trips");
+  await page.keyboard.press("Enter");
+  await page.waitForURL(/q=trips/);
+  assert.ok(Number(await page.locator("#result-count").textContent()) >= 1, "the mobility pool by keyboard");
   await page.getByLabel("Search the catalogue").fill("hospital");
   await page.getByRole("button", { name: "Search" }).click();
   await page.waitForURL(/q=hospital/);
@@ -212,6 +247,7 @@ try {
   await rpage.getByRole("link", { name: "Sign in" }).waitFor();
   const cookies = await researcher.context.cookies();
   assert.ok(!cookies.some((c) => c.name === "agora_session" && c.value), "the session cookie is gone");
+  assert.deepEqual(accessibility, [], "no serious or critical accessibility violations");
   console.log("all journeys passed");
 } catch (error) {
   failed = true;
