@@ -299,6 +299,16 @@ fn ui_sessions_roles_and_csrf() {
     );
     // Nobody else sees it.
     assert_eq!(call(&node, "GET", &negotiation, &[], "").status, 401);
+    // The page's poll reads the same session.
+    let status = format!("{negotiation}/status");
+    let polled = call(&node, "GET", &status, &[("Cookie", &alice)], "");
+    assert_eq!(polled.status, 200);
+    assert!(
+        polled.body.contains("\"state\":\"FINALIZED\""),
+        "{}",
+        polled.body
+    );
+    assert_eq!(call(&node, "GET", &status, &[], "").status, 401);
 
     // The JSON API does not take the cookie.
     let api = call(

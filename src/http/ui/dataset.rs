@@ -453,6 +453,29 @@ fn events_table(events: &[Event]) -> String {
     )
 }
 
+/// `GET /negotiations/{id}/status`: the state and the number of events, for the page's poll
+/// (a UI route: it reads the session cookie, as the page does).
+pub async fn negotiation_status(
+    session: Session,
+    node: web::Data<Node>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, UiError> {
+    let principal = session
+        .require("A negotiation is shown to its parties")?
+        .clone();
+    let contracts = node.contracts.clone();
+    let id = id.into_inner();
+    let (state, events) = web::block(move || {
+        let (record, _) = contracts.negotiation_view(&principal, &id)?;
+        let events = contracts.negotiation_events(&principal, &id)?;
+        Ok::<_, crate::contract::ContractError>((record.state, events.len()))
+    })
+    .await??;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "state": state.as_str(), "events": events })))
+}
+
 /// `GET /negotiations/{id}`: where a negotiation stands, refreshed every two seconds until it
 /// ends; the refusal with its failed constraints; the agreement with a Python snippet.
 pub async fn negotiation(
@@ -497,7 +520,13 @@ pub async fn negotiation(
         ));
     }
     if !record.state.is_final() {
-        head.push_str("<meta http-equiv=\"refresh\" content=\"2\">");
+        // With the page script, the status is polled and the page reloads only when it changes;
+        // without it, the page refreshes itself.
+        head.push_str(&format!(
+            "<noscript><meta http-equiv=\"refresh\" content=\"2\"></noscript><script src=\"/ui/assets/ui.js\" defer></script><meta name=\"agora-poll\" content=\"/negotiations/{}/status\" data-state=\"{state}\" data-events=\"{}\">",
+            escape(&url_encode(&record.id)),
+            events.len()
+        ));
     }
     if let Some(refusal) = &record.refusal {
         body.push_str(&format!(

@@ -32,6 +32,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/datasets/{id}").get(dataset::page))
         .service(web::resource("/datasets/{id}/request").post(dataset::request_access))
         .service(web::resource("/negotiations/{id}").get(dataset::negotiation))
+        .service(web::resource("/negotiations/{id}/status").get(dataset::negotiation_status))
         .service(web::resource("/sparql-editor").get(editor::page))
         .service(
             web::resource("/publish")
