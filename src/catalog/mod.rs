@@ -20,6 +20,7 @@ mod export;
 mod model;
 mod search;
 mod shapes;
+pub mod form;
 pub mod sparql;
 mod vocab;
 
