@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -39,14 +40,30 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+STEP = False
+
+
 def consume(batches: Iterable[Any]) -> tuple[int, float]:
-    """The training loop's side: touches every batch (sums one column) and counts samples."""
+    """The training loop's side: touches every batch (sums one column) and counts samples;
+    with --step, also one SGD step of a small MLP (8 -> 64 -> 1, numpy) on the batch."""
     rows = 0
     checksum = 0.0
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.normal(0, 0.1, (8, 64)), rng.normal(0, 0.1, (64, 1))
     for batch in batches:
         column = batch["distance_km"]
         checksum += float(column.sum())
         rows += len(column)
+        if STEP:
+            x = np.stack([np.asarray(batch[c], dtype=np.float64) for c in COLUMNS], axis=1)
+            x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-9)
+            y = np.asarray(batch["duration_s"], dtype=np.float64)[:, None] / 600.0
+            h = np.maximum(x @ w1, 0.0)
+            err = h @ w2 - y
+            grad_w2 = h.T @ err / len(y)
+            grad_h = (err @ w2.T) * (h > 0)
+            w1 -= 0.01 * (x.T @ grad_h) / len(y)
+            w2 -= 0.01 * grad_w2
     return rows, checksum
 
 
@@ -60,7 +77,9 @@ def timed(name: str, make: Callable[[], Iterable[Any]], epochs: int) -> dict[str
         runs.append(rows / seconds)
         best = max(best or 0, rows / seconds)
         say(f"  {name} epoch {epoch}: {rows} samples in {seconds:.2f} s = {rows / seconds:,.0f}/s")
-    return {"phase": name, "samples": rows, "best_per_s": round(best or 0), "runs_per_s": [round(r) for r in runs]}
+    median = sorted(runs)[len(runs) // 2]
+    return {"phase": name, "samples": rows, "best_per_s": round(best or 0), "median_per_s": round(median),
+            "runs_per_s": [round(r) for r in runs]}
 
 
 def local_batches(paths: list[Path], batch: int, tensors: bool) -> Iterable[dict[str, Any]]:
@@ -86,7 +105,10 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--phases", default="local,stream,torch")
     parser.add_argument("--work-dir", type=Path)
+    parser.add_argument("--step", action="store_true", help="a small model step per batch")
     args = parser.parse_args()
+    global STEP
+    STEP = args.step
     node = Node.from_env()
     phases = args.phases.split(",")
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="agora-client-bench-"))
@@ -117,6 +139,15 @@ def main() -> int:
                                    shuffle_buffer=shuffle, times_as_int=True)
 
             results.append(timed(name, make, args.epochs))
+        name = "ShardStream (shuffle_buffer=8192, cache_dir)"
+        say(name)
+        cache = work / "cache"
+
+        def cached() -> Iterable[Any]:
+            return ShardStream(node, args.agreement, batch_size=args.batch, columns=COLUMNS,
+                               times_as_int=True, cache_dir=cache)
+
+        results.append(timed(name, cached, args.epochs))
     if "torch" in phases and have_torch:
         from torch.utils.data import DataLoader
 
@@ -152,6 +183,16 @@ def main() -> int:
                              lambda: hf(urls, {"headers": headers}), args.epochs))
     for result in results:
         print(json.dumps(result))
+    local = {r["phase"]: r for r in results if r["phase"].startswith("local")}
+    for result in results:
+        if result["phase"].startswith("local"):
+            continue
+        base = local.get("local pyarrow → tensors") if "Dataset" in result["phase"] else None
+        base = base or local["local pyarrow → numpy"]
+        print(f"# {result['phase']}: median {result['median_per_s']:,}/s = "
+              f"{result['median_per_s'] / base['median_per_s']:.2f}x of {base['phase']} "
+              f"(median {base['median_per_s']:,}/s); best {result['best_per_s']:,}/s = "
+              f"{result['best_per_s'] / base['best_per_s']:.2f}x")
     return 0
 
 

@@ -8,6 +8,7 @@
 #
 #   benches/client_throughput.sh              # 3 epochs per phase
 #   EPOCHS=1 benches/client_throughput.sh     # a smoke run
+#   STEP=1 benches/client_throughput.sh       # each batch also feeds a small model step
 #
 # Binaries and venvs: AGORA_BIN (default $CARGO_TARGET_DIR/release/agora, then .../debug/agora),
 # AGORA_TORCH_PYTHON (~/.cache/agora-venv-torch/bin/python), AGORA_PYTHON
@@ -24,6 +25,7 @@ fi
 torch_python="${AGORA_TORCH_PYTHON:-$HOME/.cache/agora-venv-torch/bin/python}"
 python="${AGORA_PYTHON:-$HOME/.cache/agora-venv/bin/python}"
 epochs="${EPOCHS:-3}"
+step=(); [ -n "${STEP:-}" ] && step=(--step)
 work="$(mktemp -d /tmp/agora-client-bench.XXXXXX)"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$agora" serve --demo --data-dir "$work/data" --bind "127.0.0.1:$port" >"$work/node.log" 2>&1 &
@@ -43,11 +45,11 @@ echo "# agora client throughput: $("$agora" --version 2>/dev/null || echo agora)
 echo "# node $AGORA_URL, agreement $agreement, $epochs epochs per phase, batches of 1024 samples" >&2
 if [ -x "$torch_python" ]; then
   "$torch_python" benches/client_throughput.py --agreement "$agreement" --epochs "$epochs" \
-    --phases local,stream,torch --work-dir "$work/torch"
+    --phases local,stream,torch --work-dir "$work/torch" "${step[@]}"
 else
   echo "no torch venv at $torch_python: the torch phases are skipped" >&2
   "$python" benches/client_throughput.py --agreement "$agreement" --epochs "$epochs" \
-    --phases local,stream --work-dir "$work/torch"
+    --phases local,stream --work-dir "$work/torch" "${step[@]}"
 fi
 "$python" benches/client_throughput.py --agreement "$agreement" --epochs "$epochs" \
-  --phases local,hf --work-dir "$work/hf"
+  --phases local,hf --work-dir "$work/hf" "${step[@]}"
