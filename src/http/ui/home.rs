@@ -228,7 +228,7 @@ fn render_search(
     for (iri, name, about) in SECTORS {
         let count = themes.and_then(|t| t.get(iri)).copied().unwrap_or(0);
         body.push_str(&format!(
-            "<div class=\"card pool\"><h3><a href=\"{}\">{name}</a></h3><p class=\"count\">{count} <span class=\"muted small\">dataset{}</span></p><p class=\"small muted\">{about}</p></div>",
+            "<div class=\"card pool\"><h3><a href=\"{}\">{name}</a></h3><p class=\"count\">{count} <span class=\"muted small\">dataset{}</span></p><p class=\"small muted about\">{about}</p></div>",
             escape(&search_link("", &[("theme".into(), iri.into())], 0)),
             if count == 1 { "" } else { "s" }
         ));
@@ -289,7 +289,10 @@ fn render_search(
         results.total,
         if results.total == 1 { "" } else { "s" },
         if results.total > 0 {
-            format!(" <span class=\"muted small\">· showing {}–{shown_to}</span>", offset + 1)
+            format!(
+                " <span class=\"muted small\">· showing {}–{shown_to}</span> <a class=\"narrow-only small\" href=\"#refine\">Filters ↓</a>",
+                offset + 1
+            )
         } else {
             String::new()
         }

@@ -58,7 +58,6 @@ main{max-width:76rem;margin:0 auto;padding:1.5rem 1rem 3rem}
 h1{font-size:1.75rem;margin:.25rem 0 1rem;line-height:1.25}h2{font-size:1.25rem;margin:2rem 0 .75rem}h3{font-size:1.05rem;margin:1rem 0 .5rem}
 .muted{color:var(--muted)}.small{font-size:.875rem}
 .layout{display:grid;grid-template-columns:16rem 1fr;gap:2rem}
-@media (max-width:800px){.layout{grid-template-columns:1fr}.who{margin-left:0}}
 .card{border:1px solid var(--line);border-radius:6px;padding:1rem;background:#fff}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(14rem,1fr));gap:1rem;margin:1rem 0 1.5rem}
 .pool{border-top:4px solid var(--brand)}.pool h3{margin-top:0}.pool .count{font-size:1.5rem;font-weight:700}
@@ -91,6 +90,8 @@ pre.snippet{background:#0d1117;color:#e6edf3;padding:1rem;border-radius:6px;over
 .row{display:flex;gap:.5rem;flex-wrap:wrap;align-items:center}
 .cm-sparql{border:1px solid #8c959f;border-radius:4px;min-height:12rem;font-size:.9rem}
 footer{border-top:1px solid var(--line);color:var(--muted);font-size:.85rem}footer div{max-width:76rem;margin:0 auto;padding:1rem}
+.narrow-only{display:none}
+@media (max-width:800px){.layout{grid-template-columns:1fr}.who{margin-left:0}.layout>aside.facets{order:2}.cards{grid-template-columns:repeat(3,1fr);gap:.5rem}.pool{padding:.6rem}.pool .about{display:none}.pool .count{font-size:1.2rem;margin:.25rem 0 0}.narrow-only{display:inline}}
 "#;
 
 /// The whole document.
