@@ -49,6 +49,13 @@ enum Command {
     /// Internal: evaluate SPARQL queries for the node, one per line on stdin.
     #[command(hide = true)]
     SparqlWorker,
+    /// Internal: decode every page of a Parquet file (the node runs this in a confined child
+    /// before reading a data holder's file); exits 2 with `invalid: …` on stderr if it is bad.
+    #[command(hide = true)]
+    ValidateParquet {
+        /// The file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -233,6 +240,13 @@ fn main() -> anyhow::Result<()> {
         Command::Pull(args) => pull(args),
         Command::Load(args) => load(args),
         Command::SparqlWorker => Ok(sparql::worker_main()?),
+        Command::ValidateParquet { file } => match agora::engine::validate::decode_fully(&file) {
+            Ok(_) => Ok(()),
+            Err(reason) => {
+                eprintln!("invalid: {reason}");
+                std::process::exit(2);
+            }
+        },
     }
 }
 

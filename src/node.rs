@@ -121,7 +121,8 @@ impl Node {
                 key: dev_issuer.decoding_key()?,
                 algorithm: jsonwebtoken::Algorithm::EdDSA,
             });
-        let dataplane = DataPlane::open(&config.data_dir, &config.allow_roots)?;
+        let dataplane = DataPlane::open(&config.data_dir, &config.allow_roots)?
+            .with_validator(std::env::current_exe()?);
         let audit = Arc::new(AuditLog::open(
             &config.data_dir,
             dev_issuer.clone(),

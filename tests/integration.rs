@@ -2,6 +2,8 @@
 //! in `tests/integration/`: the node's tests start a real `agora serve` process on an ephemeral
 //! port and talk HTTP to it; the policy and conformance suites call the library directly.
 
+#[path = "integration/aggregates.rs"]
+mod aggregates;
 #[path = "integration/auth.rs"]
 mod auth;
 #[path = "integration/catalog.rs"]

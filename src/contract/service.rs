@@ -2881,6 +2881,17 @@ impl Contracts {
         self.authorise(subject, agreement, transfer, Access::Cut)
     }
 
+    /// Like [`Contracts::release`] for an aggregate: the pull is counted, no rows are charged
+    /// (an aggregate releases cells, not rows).
+    pub fn release_aggregate(
+        &self,
+        subject: &str,
+        agreement: &str,
+        transfer: &str,
+    ) -> Result<(AgreementRecord, policy::EnforcementPlan)> {
+        self.authorise(subject, agreement, transfer, Access::Cut)
+    }
+
     /// The same checks without counting or reserving anything: for reading a shard plan or one
     /// shard of a set whose cutting was the counted pull.
     pub fn permit(
@@ -2977,7 +2988,7 @@ impl Contracts {
 enum Access {
     /// A stream: counts a pull and reserves the rest of the row budget.
     Stream,
-    /// Cutting shards: counts a pull.
+    /// Cutting shards or computing an aggregate: counts a pull.
     Cut,
     /// Reading a plan or a shard: neither.
     Read,

@@ -118,7 +118,8 @@ async fn blocking<T: Send + 'static>(
         .map_err(AccessError::internal)?
 }
 
-/// Where a dataset's files are (re-checked against the allowed roots) and their format.
+/// Where a dataset's files are (re-checked against the allowed roots, every Parquet file
+/// validated in a confined child before first use) and their format. Blocking.
 pub fn dataset_source(node: &Node, dataset: &str) -> Result<(PathBuf, String), AccessError> {
     let connector = node
         .catalog
@@ -126,6 +127,7 @@ pub fn dataset_source(node: &Node, dataset: &str) -> Result<(PathBuf, String), A
         .and_then(|r| r.connector)
         .ok_or_else(|| EngineError::Source("the dataset has no data on this node".into()))?;
     let path = node.dataplane.resolve(&connector)?;
+    node.dataplane.check_source(&path, &connector.format)?;
     Ok((path, connector.format))
 }
 

@@ -16,6 +16,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -210,7 +211,7 @@ fn filter_expr(column: &str, operator: FilterOperator, values: &[ColumnValue]) -
 }
 
 /// A column reference that keeps the name's case and punctuation.
-fn quoted(name: &str) -> datafusion::common::Column {
+pub(crate) fn quoted(name: &str) -> datafusion::common::Column {
     datafusion::common::Column::new_unqualified(name)
 }
 
@@ -236,6 +237,10 @@ fn generalised(column: &str, granularity: Granularity, data_type: &DataType) -> 
     }
 }
 
+/// The memory one data-plane query may hold (hash tables of an aggregate, sort buffers): past
+/// it the query fails with a request error instead of growing the node.
+const QUERY_MEMORY_LIMIT: usize = 512 << 20;
+
 /// The enforced view of a source under `plan`, narrowed by the consumer: the DataFrame to
 /// execute. `key` is the agreement's pseudonymisation key.
 pub async fn enforced_view(
@@ -244,6 +249,54 @@ pub async fn enforced_view(
     key: [u8; 32],
     narrowing: &Narrowing,
 ) -> Result<DataFrame, EngineError> {
+    let released = released_view(source, plan, key).await?;
+    let mut view = filtered(released.view, &released.plan, &narrowing.filters)?;
+    if let Some(wanted) = &narrowing.columns {
+        let available: Vec<String> = view
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        if let Some(unknown) = wanted.iter().find(|c| !available.contains(c)) {
+            return Err(EngineError::BadRequest(format!(
+                "column `{unknown}` is not released under this agreement; released columns: {}",
+                available.join(", ")
+            )));
+        }
+        view = view
+            .select(wanted.iter().map(|c| col(quoted(c))).collect::<Vec<_>>())
+            .map_err(internal)?;
+    }
+    let budget = released
+        .plan
+        .row_budget
+        .map(|b| usize::try_from(b).unwrap_or(usize::MAX));
+    let limit = match (narrowing.limit, budget) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if let Some(limit) = limit {
+        view = view.limit(0, Some(limit)).map_err(internal)?;
+    }
+    Ok(view)
+}
+
+/// What the policy releases of a source, before anything the consumer asks for.
+pub(crate) struct Released {
+    /// Row filters, then one projection (drop, pseudonymise, generalise).
+    pub view: DataFrame,
+    /// The plan bound to the source's schema.
+    pub plan: EnforcementPlan,
+}
+
+/// Builds the policy part of every data-plane query: the source's rows filtered by the policy on
+/// their raw values, then one projection of what the policy releases, in released form.
+pub(crate) async fn released_view(
+    source: &Source<'_>,
+    plan: &EnforcementPlan,
+    key: [u8; 32],
+) -> Result<Released, EngineError> {
     // One partition keeps the row order of the files (the shards and resumable pulls rely on
     // it); view types are off so that released columns keep the files' own types (utf8, not
     // utf8view), which every Arrow and Parquet reader understands.
@@ -251,7 +304,8 @@ pub async fn enforced_view(
         "datafusion.execution.parquet.schema_force_view_types",
         false,
     );
-    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(QUERY_MEMORY_LIMIT, 1.0)
         .with_object_store_registry(super::remote::registry())
         .build_arc()
         .map_err(internal)?;
@@ -319,10 +373,18 @@ pub async fn enforced_view(
         released.push(expr.alias(name));
     }
     view = view.select(released).map_err(internal)?;
-    // 3. The consumer's narrowing, above the policy: filters compare released values (a
-    //    generalised date with the generalised date); a pseudonymised column cannot be
-    //    filtered at all, so no comparison can probe for the value behind a pseudonym.
-    for filter in &narrowing.filters {
+    Ok(Released { view, plan })
+}
+
+/// The consumer's filters, above the policy: they compare released values (a generalised date
+/// with the generalised date); a pseudonymised column cannot be filtered at all, so no
+/// comparison can probe for the value behind a pseudonym.
+pub(crate) fn filtered(
+    mut view: DataFrame,
+    plan: &EnforcementPlan,
+    filters: &[ConsumerFilter],
+) -> Result<DataFrame, EngineError> {
+    for filter in filters {
         if plan.pseudonymised_columns.contains(&filter.column) {
             return Err(EngineError::BadRequest(format!(
                 "column `{}` is pseudonymised under this agreement and cannot be filtered",
@@ -368,33 +430,6 @@ pub async fn enforced_view(
         };
         view = view.filter(condition).map_err(internal)?;
     }
-    if let Some(wanted) = &narrowing.columns {
-        let available: Vec<String> = view
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        if let Some(unknown) = wanted.iter().find(|c| !available.contains(c)) {
-            return Err(EngineError::BadRequest(format!(
-                "column `{unknown}` is not released under this agreement; released columns: {}",
-                available.join(", ")
-            )));
-        }
-        view = view
-            .select(wanted.iter().map(|c| col(quoted(c))).collect::<Vec<_>>())
-            .map_err(internal)?;
-    }
-    let budget = plan
-        .row_budget
-        .map(|b| usize::try_from(b).unwrap_or(usize::MAX));
-    let limit = match (narrowing.limit, budget) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    if let Some(limit) = limit {
-        view = view.limit(0, Some(limit)).map_err(internal)?;
-    }
     Ok(view)
 }
 
@@ -405,7 +440,7 @@ pub async fn execute(view: DataFrame) -> Result<SendableRecordBatchStream, Engin
         .map_err(|e| EngineError::Source(format!("the dataset's files cannot be read: {e}")))
 }
 
-fn internal(error: datafusion::common::DataFusionError) -> EngineError {
+pub(crate) fn internal(error: datafusion::common::DataFusionError) -> EngineError {
     EngineError::Internal(error.to_string())
 }
 

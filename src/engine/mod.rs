@@ -3,10 +3,12 @@
 //! an agreement, with the agreed policy applied inside the DataFusion plan ([`enforce`]).
 
 pub mod access;
+pub mod aggregate;
 pub mod enforce;
 pub mod pools;
 pub mod remote;
 pub mod shards;
+pub mod validate;
 
 use crate::catalog::ConnectorRef;
 use std::path::{Path, PathBuf};
@@ -38,6 +40,8 @@ pub struct DataPlane {
     secret: [u8; 32],
     /// Held while shards are materialised.
     pub shard_lock: tokio::sync::Mutex<()>,
+    /// Decodes each Parquet file in a confined child before the engine reads it.
+    validator: validate::Validator,
 }
 
 impl DataPlane {
@@ -70,7 +74,23 @@ impl DataPlane {
             allow_roots: allow_roots.to_owned(),
             secret,
             shard_lock: tokio::sync::Mutex::new(()),
+            validator: validate::Validator::new(None),
         })
+    }
+
+    /// Validates Parquet files by running `executable validate-parquet FILE` (the node's own
+    /// binary) in a confined child process, instead of decoding them in-process.
+    #[must_use]
+    pub fn with_validator(mut self, executable: PathBuf) -> Self {
+        self.validator = validate::Validator::new(Some(executable));
+        self
+    }
+
+    /// Checks that every Parquet file of a resolved local source decodes without fault, before
+    /// the engine reads it ([`validate`]); a location that is not a local path has no files
+    /// here to check. Blocking.
+    pub fn check_source(&self, path: &Path, format: &str) -> Result<(), EngineError> {
+        self.validator.check_source(path, format)
     }
 
     /// Where the shards of `agreement` live.

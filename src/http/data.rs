@@ -471,3 +471,72 @@ pub async fn index(
         "row_budget_left": plan.row_budget,
     })))
 }
+
+/// What a consumer asks of an aggregate.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateParams {
+    /// Comma-separated released columns whose values make a cell; none gives the total.
+    pub group_by: Option<String>,
+    /// Comma-separated measures, each `function:column` with function sum, avg, min or max
+    /// (min and max are refused under a minimum group size). Every cell also has its row count.
+    pub measures: Option<String>,
+    /// Comma-separated conditions on released values, as for `/arrow` (refused under a minimum
+    /// group size).
+    #[serde(rename = "where")]
+    #[param(rename = "where")]
+    pub filter: Option<String>,
+}
+
+fn comma_list(text: Option<&str>) -> Vec<&str> {
+    text.map(|t| {
+        t.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Counts, sums and means per group of released columns, with cells under the agreement's
+/// minimum group size withheld (and the cells from which they could be derived).
+#[utoipa::path(get, path = "/data/{agreement}/aggregate", tag = "data",
+    params(("agreement" = String, Path, description = "The agreement id"), AggregateParams),
+    responses(
+        (status = 200, description = "The cells (JSON: `groupBy`, `measures`, `minGroupSize`, `cells`, `suppressed`)", content_type = "application/json"),
+        (status = 400, description = "A column the agreement does not release or may not be aggregated, or a refused measure or filter", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid data-plane token", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The agreement no longer permits use, or the transfer is not running", body = super::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn aggregate(
+    node: web::Data<Node>,
+    request: HttpRequest,
+    agreement: web::Path<String>,
+    params: web::Query<AggregateParams>,
+) -> Result<HttpResponse, ApiError> {
+    use crate::engine::aggregate::{self, AggregateRequest};
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let grant = access::grant(&node, access::bearer(authorization)?, &agreement)?;
+    let wanted = AggregateRequest {
+        group_by: comma_list(params.group_by.as_deref())
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        measures: comma_list(params.measures.as_deref())
+            .into_iter()
+            .map(str::parse)
+            .collect::<Result<_, _>>()?,
+        filters: comma_list(params.filter.as_deref())
+            .into_iter()
+            .map(str::parse)
+            .collect::<Result<_, _>>()?,
+    };
+    let body = aggregate::release(node.into_inner(), &grant, &wanted).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
+}

@@ -17,11 +17,11 @@ pub mod ui;
 use crate::node::Node;
 use actix_web::middleware::{ErrorHandlers, NormalizePath, TrailingSlash};
 use actix_web::{App, HttpServer, dev::Service as _, web};
+use apidoc::ErrorResponses;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 use tracing_actix_web::TracingLogger;
-use apidoc::ErrorResponses;
 use utoipa::OpenApi;
 
 /// The OpenAPI document of the JSON API.
@@ -35,7 +35,7 @@ use utoipa::OpenApi;
         contracts::negotiate, contracts::negotiation, contracts::negotiation_events,
         contracts::approve, contracts::reject, contracts::terminate, contracts::agreement,
         contracts::start_transfer, contracts::transfer, contracts::refresh, contracts::transfer_action,
-        contracts::audit, data::index, data::arrow, data::shard_plan, data::shard,
+        contracts::audit, data::index, data::arrow, data::aggregate, data::shard_plan, data::shard,
     ),
     components(schemas(error::Problem, crate::catalog::Published, crate::catalog::FindingView,
         crate::catalog::SearchResults, crate::catalog::SearchItem,
@@ -106,6 +106,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/api/transfers/{id}/{action}").post(contracts::transfer_action))
         .service(web::resource("/data/{agreement}").get(data::index))
         .service(web::resource("/data/{agreement}/arrow").get(data::arrow))
+        .service(web::resource("/data/{agreement}/aggregate").get(data::aggregate))
         .service(web::resource("/data/{agreement}/shards").get(data::shard_plan))
         .service(
             web::resource("/data/{agreement}/shards/{n}")

@@ -12,11 +12,11 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value as Json, json};
 use std::collections::HashSet;
 
-fn bearer(token: &str) -> String {
+pub(super) fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-fn researcher(node: &TestNode, sub: &str) -> String {
+pub(super) fn researcher(node: &TestNode, sub: &str) -> String {
     node.token(
         sub,
         Role::Researcher,
@@ -25,7 +25,7 @@ fn researcher(node: &TestNode, sub: &str) -> String {
 }
 
 /// Negotiates `dataset` for `sub` and starts a transfer: (agreement, transfer, data token).
-fn pull_rights(node: &TestNode, sub: &str, dataset: &str) -> (String, String, String) {
+pub(super) fn pull_rights(node: &TestNode, sub: &str, dataset: &str) -> (String, String, String) {
     let token = researcher(node, sub);
     let agreed = node.send(
         "POST",
