@@ -34,6 +34,8 @@ mod durability;
 mod flight;
 #[path = "integration/hostile.rs"]
 mod hostile;
+#[path = "integration/hostile_data.rs"]
+mod hostile_data;
 #[path = "integration/openapi_fuzz.rs"]
 mod openapi_fuzz;
 #[path = "integration/policy.rs"]
