@@ -16,6 +16,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod contract;

@@ -142,8 +142,9 @@ struct PullArgs {
     /// The agreement id.
     #[arg(long)]
     agreement: String,
-    /// Write the enforced data here as an Arrow IPC stream (without it, only print the
-    /// endpoint and the token).
+    /// Where to write the enforced data: a folder gets the Parquet shards, verified by their
+    /// SHA-256 and resumed where an interrupted pull stopped; a file ending in `.arrow` or
+    /// `.arrows` gets one Arrow IPC stream. Without it, only print the endpoint and the token.
     #[arg(long)]
     out: Option<PathBuf>,
     /// The node's base URL.
@@ -478,7 +479,10 @@ fn pull(args: PullArgs) -> anyhow::Result<()> {
             let token = answer["token"].as_str().unwrap_or("?");
             say!("transfer {} started", answer["id"].as_str().unwrap_or("?"));
             match &args.out {
-                Some(out) => download(&format!("{endpoint}/arrow"), token, out),
+                Some(out) if is_stream_file(out) => {
+                    download(&format!("{endpoint}/arrow"), token, out)
+                }
+                Some(out) => download_shards(endpoint, token, out),
                 None => {
                     say!("endpoint: {endpoint}/arrow");
                     say!("token: {token}");
@@ -501,6 +505,48 @@ fn pull(args: PullArgs) -> anyhow::Result<()> {
                 .map_or(pretty.clone(), str::to_owned)
         ),
     }
+}
+
+/// Whether `--out` names one Arrow stream file rather than a folder of shards.
+fn is_stream_file(out: &std::path::Path) -> bool {
+    out.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e == "arrow" || e == "arrows")
+}
+
+/// Downloads the agreement's Parquet shards into `dir` with a progress bar, resuming an
+/// earlier, interrupted pull.
+fn download_shards(endpoint: &str, token: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut shown = std::time::Instant::now();
+    let pulled = agora::client::download_shards(endpoint, token, dir, |p| {
+        let done = p.shards_done == p.shards_total;
+        if !done && shown.elapsed() < Duration::from_millis(200) {
+            return;
+        }
+        shown = std::time::Instant::now();
+        let width = 30;
+        let filled = (p.shards_done * width)
+            .checked_div(p.shards_total)
+            .unwrap_or(width);
+        eprint!(
+            "\r[{}{}] {}/{} shards · {:.1} MiB",
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            p.shards_done,
+            p.shards_total,
+            p.bytes_received as f64 / f64::from(1 << 20)
+        );
+    })?;
+    eprintln!();
+    say!(
+        "wrote {} shards ({} rows) to {}: {} fetched, {} kept from an earlier pull, every SHA-256 checked",
+        pulled.files.len(),
+        pulled.rows,
+        dir.display(),
+        pulled.files.len() - pulled.progress.shards_kept,
+        pulled.progress.shards_kept
+    );
+    Ok(())
 }
 
 /// Streams the enforced Arrow IPC data to `out` (through a `.part` file renamed at the end, so
