@@ -294,12 +294,14 @@ pub async fn aggregate(
         };
         aggregates.push(expr.alias(format!("__m{i}")));
     }
-    let sorted = groups.iter().map(|g| g.clone().sort(true, true)).collect();
-    let view = view
-        .aggregate(groups, aggregates)
-        .and_then(|v| v.sort(sorted))
-        .and_then(|v| v.limit(0, Some(MAX_CELLS + 1)))
-        .map_err(internal)?;
+    let sorted: Vec<_> = groups.iter().map(|g| g.clone().sort(true, true)).collect();
+    let mut view = view.aggregate(groups, aggregates).map_err(internal)?;
+    // Without groups there is one cell and nothing to order by (an empty ORDER BY makes
+    // DataFusion's optimizer fail).
+    if !sorted.is_empty() {
+        view = view.sort(sorted).map_err(internal)?;
+    }
+    let view = view.limit(0, Some(MAX_CELLS + 1)).map_err(internal)?;
     let batches = view.collect().await.map_err(|error| match error {
         DataFusionError::ResourcesExhausted(_) => EngineError::BadRequest(
             "the grouping makes too many groups to aggregate; group by fewer or coarser columns"
