@@ -233,3 +233,16 @@ def test_a_cache_dir_keeps_verified_shards(tmp_path, researcher: Node, mobility_
     assert cached and all(p.endswith(".parquet") for p in cached)
     assert ids(stream) == first
     assert sorted(p.name for p in tmp_path.iterdir()) == cached
+
+
+def test_nodes_and_streams_pickle_for_worker_processes(researcher: Node, mobility_agreement) -> None:
+    import pickle
+
+    stream = ShardStream(researcher, mobility_agreement, rank=1, world_size=4, batch_size=4096,
+                         columns=["trip_id"])
+    stream.plan()
+    researcher.transfer(mobility_agreement)
+    copy = pickle.loads(pickle.dumps(stream))  # what a spawned DataLoader worker receives
+    assert copy.node is not researcher and copy.node.url == researcher.url
+    assert copy.plan() == stream.plan()  # the plan travels along: no second plan request
+    assert ids(copy.iter_worker(0, 1)) == ids(stream.iter_worker(0, 1))
