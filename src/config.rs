@@ -60,6 +60,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Contract negotiation and transfer settings.
     pub contracts: ContractsConfig,
+    /// The peers whose catalogues this node harvests.
+    pub federation: FederationConfig,
 }
 
 impl Default for Config {
@@ -76,7 +78,88 @@ impl Default for Config {
             sparql: SparqlConfig::default(),
             limits: LimitsConfig::default(),
             contracts: ContractsConfig::default(),
+            federation: FederationConfig::default(),
         }
+    }
+}
+
+/// The federation: which nodes' catalogues are harvested, and how often.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FederationConfig {
+    /// The peers (also `agora serve --peer ID=URL`, and `POST /api/peers` at run time).
+    pub peers: Vec<PeerConfig>,
+    /// Seconds between two harvests of one peer (also `--crawl-interval`); a deleted or hidden
+    /// dataset leaves the federation within one period.
+    pub crawl_interval_seconds: u64,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        Self {
+            peers: Vec::new(),
+            crawl_interval_seconds: 300,
+        }
+    }
+}
+
+/// One peer node.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// A short name for the peer (`a-z 0-9 -`, at most 32): its origin in search results and the
+    /// name of its graph (`urn:agora:peer:{id}`).
+    pub id: String,
+    /// The peer's base URL (its DSP endpoint is `{url}/dsp`).
+    pub url: String,
+    /// The `iss` of the tokens the peer signs as itself; default `{participantId}/dev-issuer`,
+    /// the issuer an agora node signs with. Its keys are read from `{url}/.well-known/jwks.json`.
+    #[serde(default)]
+    pub issuer: Option<String>,
+}
+
+impl PeerConfig {
+    /// Reads `ID=URL` (the `--peer` flag).
+    pub fn parse_flag(flag: &str) -> Result<Self, ConfigError> {
+        let (id, url) = flag.split_once('=').ok_or_else(|| ConfigError::Invalid {
+            setting: "--peer",
+            message: format!("`{flag}` must be ID=URL, e.g. b=https://node-b.example"),
+        })?;
+        let peer = Self {
+            id: id.trim().to_owned(),
+            url: url.trim().trim_end_matches('/').to_owned(),
+            issuer: None,
+        };
+        peer.check()?;
+        Ok(peer)
+    }
+
+    /// Checks the id and the URL's shape (the address policy is checked when it is called).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let id_ok = !self.id.is_empty()
+            && self.id.len() <= 32
+            && self
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !id_ok || self.id == "local" {
+            return Err(ConfigError::Invalid {
+                setting: "federation.peers.id",
+                message: format!(
+                    "`{}` must be 1 to 32 of a-z, 0-9 and -, and not `local`",
+                    self.id.chars().take(40).collect::<String>()
+                ),
+            });
+        }
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://"))
+            || self.url.len() > 2048
+        {
+            return Err(ConfigError::Invalid {
+                setting: "federation.peers.url",
+                message: format!("the URL of peer `{}` must be http:// or https://", self.id),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -237,6 +320,22 @@ impl Config {
                 message: "must be between 1 and 256 (deep JSON-LD overflows the parser's stack)"
                     .into(),
             });
+        }
+        if self.federation.crawl_interval_seconds == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "federation.crawl_interval_seconds",
+                message: "must be at least 1 second".into(),
+            });
+        }
+        let mut seen = std::collections::HashSet::new();
+        for peer in &self.federation.peers {
+            peer.check()?;
+            if !seen.insert(peer.id.as_str()) {
+                return Err(ConfigError::Invalid {
+                    setting: "federation.peers.id",
+                    message: format!("peer `{}` is configured twice", peer.id),
+                });
+            }
         }
         Ok(())
     }

@@ -21,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod contract;
 pub mod engine;
+pub mod federation;
 pub mod flight;
 pub mod http;
 pub mod identity;

@@ -94,6 +94,12 @@ struct ServeArgs {
     /// Let DSP messages go to loopback and private addresses (tests, one-machine federations).
     #[arg(long, env = "AGORA_ALLOW_PRIVATE_ADDRESSES")]
     allow_private_addresses: bool,
+    /// A peer whose catalogue this node harvests, as ID=URL (repeatable).
+    #[arg(long = "peer")]
+    peers: Vec<String>,
+    /// Seconds between two harvests of one peer.
+    #[arg(long, env = "AGORA_CRAWL_INTERVAL")]
+    crawl_interval: Option<u64>,
     /// Log as JSON lines (default) or as text.
     #[arg(long, env = "AGORA_LOG_FORMAT", default_value = "json")]
     log_format: LogFormat,
@@ -284,6 +290,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(v) = args.sparql_memory_mib {
         config.sparql.memory_mib = v;
+    }
+    for flag in &args.peers {
+        let peer = agora::config::PeerConfig::parse_flag(flag)?;
+        config.federation.peers.retain(|p| p.id != peer.id);
+        config.federation.peers.push(peer);
+    }
+    if let Some(v) = args.crawl_interval {
+        config.federation.crawl_interval_seconds = v;
     }
     let listener =
         TcpListener::bind(config.bind).with_context(|| format!("cannot bind {}", config.bind))?;

@@ -8,7 +8,10 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::contract::{AddressPolicy, ContractError, Contracts, ContractsOptions};
 use crate::engine::{DataPlane, pools};
-use crate::identity::{self, DevIssuer, Role, TokenRequest, TokenValidator, TrustedIssuer};
+use crate::federation::{Federation, FederationOptions};
+use crate::identity::{
+    self, DevIssuer, PeerKeys, Role, TokenRequest, TokenValidator, TrustedIssuer,
+};
 use crate::rdf_input::InputLimits;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +82,8 @@ pub struct Node {
     pub sparql: SparqlService,
     /// Its clock.
     pub clock: SharedClock,
+    /// Its federation peers and their crawler (started by the HTTP server).
+    pub federation: Arc<Federation>,
 }
 
 impl Node {
@@ -88,7 +93,10 @@ impl Node {
         std::fs::create_dir_all(&config.data_dir)?;
         let id = identity::node_id(&config.data_dir)?;
         let dev_issuer = Arc::new(DevIssuer::load_or_create(&config.data_dir, &id)?);
-        let mut tokens = TokenValidator::new(&id, config.identity.leeway_seconds, clock.clone());
+        // Filled by the crawler from each peer's JWKS: tokens the peers sign as themselves.
+        let peer_keys = PeerKeys::default();
+        let mut tokens = TokenValidator::new(&id, config.identity.leeway_seconds, clock.clone())
+            .with_peer_keys(peer_keys.clone());
         if config.identity.dev_issuer {
             tokens = tokens.with_issuer(TrustedIssuer {
                 issuer: dev_issuer.issuer().to_owned(),
@@ -144,6 +152,21 @@ impl Node {
             audit.clone(),
             clock.clone(),
         )?);
+        let federation = Arc::new(Federation::new(
+            FederationOptions {
+                node_id: id.clone(),
+                peers: config.federation.peers.clone(),
+                interval: Duration::from_secs(config.federation.crawl_interval_seconds),
+                store_path: config.data_dir.join("federation-peers.json"),
+                addresses: AddressPolicy {
+                    allow_private: config.contracts.allow_private_addresses,
+                },
+            },
+            dev_issuer.clone(),
+            catalog.clone(),
+            peer_keys,
+            clock.clone(),
+        )?);
         Ok(Self {
             config,
             id,
@@ -156,6 +179,7 @@ impl Node {
             dataplane,
             sparql,
             clock,
+            federation,
         })
     }
 

@@ -30,6 +30,8 @@ mod dsp_peer;
 mod dsp_tck;
 #[path = "integration/durability.rs"]
 mod durability;
+#[path = "integration/federation.rs"]
+mod federation;
 #[path = "integration/flight.rs"]
 mod flight;
 #[path = "integration/hostile.rs"]

@@ -3,7 +3,8 @@
 //!
 //! Storage layout, two RocksDB stores:
 //! - `data_dir/catalog` holds only public data: each dataset's description in its own named
-//!   graph `urn:agora:local:{id}` (federated peers will get `urn:agora:peer:{peer}:{id}`), so
+//!   graph `urn:agora:local:{id}` (each federated peer's harvest is one graph
+//!   `urn:agora:peer:{peer}`, see `peers`), so
 //!   replacing or deleting a dataset is one graph operation and shared nodes (publishers)
 //!   never leak between datasets. The public SPARQL endpoint reads checkpoints of this store.
 //! - `data_dir/catalog-private` holds the node's bookkeeping: who published what, where its
@@ -17,16 +18,21 @@
 
 mod access;
 mod export;
+pub mod form;
 mod model;
+mod peers;
 mod search;
 mod shapes;
-pub mod form;
 pub mod sparql;
 mod vocab;
 
 pub use access::{ACCESS_POLICY, Viewer};
 pub use export::{ExportFormat, JsonLdContext, serialize};
 pub use model::{DatasetSummary, terms};
+pub use peers::{
+    AGORA_OFFER, AGORA_PARTICIPANT, DCAT_CATALOG, PEER_GRAPH_PREFIX, PROV_GENERATED_AT_TIME,
+    PROV_WAS_DERIVED_FROM, PeerDataset, harvested_id, peer_graph,
+};
 pub use search::{FACETS, SearchItem, SearchQuery, SearchResults};
 pub use shapes::{Finding, Severity};
 
@@ -1106,9 +1112,10 @@ impl Catalog {
                 stale.push(summary);
             }
         }
+        // Keys with a `:` are harvested datasets (local ids have none): `reconcile_peers`.
         let removed: Vec<String> = indexed
             .keys()
-            .filter(|id| ids.binary_search(id).is_err())
+            .filter(|id| !id.contains(':') && ids.binary_search(id).is_err())
             .cloned()
             .collect();
         if !stale.is_empty() || !removed.is_empty() {
@@ -1122,7 +1129,8 @@ impl Catalog {
             }
             self.index.apply(&[], &removed)?;
         }
-        Ok(())
+        let keys: Vec<String> = indexed.into_keys().collect();
+        self.reconcile_peers(&keys)
     }
 }
 

@@ -11,6 +11,7 @@ mod dsp;
 pub mod error;
 mod negotiate;
 mod ops;
+mod peers;
 mod sparql;
 pub mod ui;
 
@@ -35,12 +36,13 @@ use utoipa::OpenApi;
         contracts::negotiate, contracts::negotiation, contracts::negotiation_events,
         contracts::approve, contracts::reject, contracts::terminate, contracts::agreement,
         contracts::start_transfer, contracts::transfer, contracts::refresh, contracts::transfer_action,
-        contracts::audit, data::index, data::arrow, data::aggregate, data::shard_plan, data::shard,
+        contracts::audit, peers::list, peers::upsert, data::index, data::arrow, data::aggregate, data::shard_plan, data::shard,
     ),
     components(schemas(error::Problem, crate::catalog::Published, crate::catalog::FindingView,
         crate::catalog::SearchResults, crate::catalog::SearchItem,
         catalog::BatchOutcome, catalog::BatchItem,
-        crate::contract::NegotiationRequest, crate::contract::Event, crate::audit::Entry, contracts::TransferRequest, contracts::Note)),
+        crate::contract::NegotiationRequest, crate::contract::Event, crate::audit::Entry, contracts::TransferRequest, contracts::Note,
+        crate::config::PeerConfig, crate::federation::PeerStatus)),
     modifiers(&BearerScheme, &ErrorResponses),
 )]
 pub struct ApiDoc;
@@ -100,6 +102,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/api/negotiations/{id}/terminate").post(contracts::terminate))
         .service(web::resource("/api/agreements/{id}").get(contracts::agreement))
         .service(web::resource("/api/audit").get(contracts::audit))
+        .service(
+            web::resource("/api/peers")
+                .get(peers::list)
+                .post(peers::upsert),
+        )
         .service(web::resource("/api/transfers").post(contracts::start_transfer))
         .service(web::resource("/api/transfers/{id}").get(contracts::transfer))
         .service(web::resource("/api/transfers/{id}/token").post(contracts::refresh))
@@ -160,6 +167,7 @@ pub async fn serve(
             }
         }
     });
+    node.federation.start()?;
     let served = HttpServer::new(move || {
         App::new()
             .app_data(node.clone())

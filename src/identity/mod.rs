@@ -10,7 +10,7 @@ mod dev_issuer;
 mod validator;
 
 pub use dev_issuer::{DevIssuer, TokenRequest};
-pub use validator::{Principal, TokenValidator, TrustedIssuer};
+pub use validator::{PeerKey, PeerKeys, Principal, TokenValidator, TrustedIssuer};
 
 use std::collections::BTreeSet;
 use std::fmt;

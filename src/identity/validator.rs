@@ -7,6 +7,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 /// Header parameters that would let a token choose its own verification key or impose
 /// extensions; the node never honours them, so a token carrying one is refused outright.
@@ -31,6 +33,54 @@ impl std::fmt::Debug for TrustedIssuer {
             .field("issuer", &self.issuer)
             .field("algorithm", &self.algorithm)
             .finish_non_exhaustive()
+    }
+}
+
+/// Keys of federation peers, learnt at run time from each peer's JWKS by the crawler: a token
+/// whose `iss` is a peer's issuer is accepted only when the peer signs as itself (`sub` is its
+/// participant id), and carries no roles here, so a peer can speak for its node and its users'
+/// forwarded claims but can never act as a holder or an admin of this node.
+#[derive(Clone, Default)]
+pub struct PeerKeys(Arc<RwLock<HashMap<String, PeerKey>>>);
+
+/// What one peer may sign: its participant id and its current keys (EdDSA).
+#[derive(Clone)]
+pub struct PeerKey {
+    /// The peer's participant id: the only `sub` its tokens may carry.
+    pub participant: String,
+    /// Its verifying keys, as published in its JWKS.
+    pub keys: Vec<DecodingKey>,
+}
+
+impl std::fmt::Debug for PeerKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let issuers: Vec<String> = self
+            .0
+            .read()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        f.debug_tuple("PeerKeys").field(&issuers).finish()
+    }
+}
+
+impl PeerKeys {
+    /// Trusts `issuer` with these keys for tokens whose `sub` is `participant`, replacing what
+    /// was known of it (key rotation).
+    pub fn set(&self, issuer: &str, key: PeerKey) {
+        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
+        // One issuer per participant: a peer re-registered under another issuer drops the old.
+        map.retain(|_, k| k.participant != key.participant);
+        map.insert(issuer.to_owned(), key);
+    }
+
+    /// Forgets the issuer of `participant`.
+    pub fn remove_participant(&self, participant: &str) {
+        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, k| k.participant != participant);
+    }
+
+    fn get(&self, issuer: &str) -> Option<PeerKey> {
+        self.0.read().ok()?.get(issuer).cloned()
     }
 }
 
@@ -96,6 +146,7 @@ struct IssuerOnly {
 pub struct TokenValidator {
     audience: String,
     issuers: Vec<TrustedIssuer>,
+    peers: PeerKeys,
     leeway_seconds: i64,
     clock: SharedClock,
 }
@@ -106,6 +157,7 @@ impl TokenValidator {
         Self {
             audience: audience.into(),
             issuers: Vec::new(),
+            peers: PeerKeys::default(),
             leeway_seconds: i64::try_from(leeway_seconds).unwrap_or(i64::MAX),
             clock,
         }
@@ -114,6 +166,13 @@ impl TokenValidator {
     /// Adds an issuer to the trust list.
     pub fn with_issuer(mut self, issuer: TrustedIssuer) -> Self {
         self.issuers.push(issuer);
+        self
+    }
+
+    /// Also trusts the federation peers' keys in `peers` (shared with the crawler, which keeps
+    /// them current).
+    pub fn with_peer_keys(mut self, peers: PeerKeys) -> Self {
+        self.peers = peers;
         self
     }
 
@@ -153,13 +212,31 @@ impl TokenValidator {
                 "the `iss` claim is missing or is not a string".into(),
             ));
         };
-        let trusted = self
-            .issuers
-            .iter()
-            .find(|candidate| candidate.issuer == iss)
-            .ok_or(AuthError::UntrustedIssuer)?;
+        let peer = self.peers.get(&iss);
+        let (keys, algorithm, issuer_name, participant): (Vec<&DecodingKey>, Algorithm, &str, _) =
+            match self
+                .issuers
+                .iter()
+                .find(|candidate| candidate.issuer == iss)
+            {
+                Some(trusted) => (
+                    vec![&trusted.key],
+                    trusted.algorithm,
+                    trusted.issuer.as_str(),
+                    None,
+                ),
+                None => match &peer {
+                    Some(peer) => (
+                        peer.keys.iter().collect(),
+                        Algorithm::EdDSA,
+                        iss.as_str(),
+                        Some(peer.participant.as_str()),
+                    ),
+                    None => return Err(AuthError::UntrustedIssuer),
+                },
+            };
         let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
-        let expected = format!("{:?}", trusted.algorithm);
+        let expected = format!("{algorithm:?}");
         if alg != expected {
             return Err(AuthError::WrongAlgorithm {
                 expected,
@@ -167,16 +244,31 @@ impl TokenValidator {
             });
         }
 
-        let mut validation = Validation::new(trusted.algorithm);
+        let mut validation = Validation::new(algorithm);
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-        validation.set_issuer(&[&trusted.issuer]);
+        validation.set_issuer(&[issuer_name]);
         validation.set_audience(&[&self.audience]);
         // The time window is checked below against the injected clock, with our leeway.
         validation.validate_exp = false;
         validation.validate_nbf = false;
-        let data = jsonwebtoken::decode::<RegisteredClaims>(token, &trusted.key, &validation)
-            .map_err(|e| AuthError::Invalid(describe(e.kind())))?;
-        let claims = data.claims;
+        let mut outcome = Err(AuthError::Invalid("the signature does not verify".into()));
+        for key in keys {
+            outcome = jsonwebtoken::decode::<RegisteredClaims>(token, key, &validation)
+                .map_err(|e| AuthError::Invalid(describe(e.kind())));
+            if outcome.is_ok() {
+                break;
+            }
+        }
+        let mut claims = outcome?.claims;
+        if let Some(participant) = participant {
+            if claims.sub != participant {
+                return Err(AuthError::Invalid(
+                    "a peer's key signs only for the peer itself (`sub` must be its participant id)"
+                        .into(),
+                ));
+            }
+            claims.roles = Vec::new();
+        }
 
         let now = self.clock.now().timestamp();
         if now > claims.exp.saturating_add(self.leeway_seconds) {

@@ -1,0 +1,893 @@
+//! Federation: the peers this node harvests and the crawler that harvests them.
+//!
+//! Each period the crawler, on its own thread (all its work is blocking HTTP and Oxigraph),
+//! visits every peer that is due: it reads the peer's participant id
+//! (`/.well-known/dspace-version`) and signing keys (`/.well-known/jwks.json`, which makes the
+//! peer's tokens signed as itself valid here, see [`PeerKeys`]), then asks for the peer's DSP
+//! catalogue (`POST {url}/dsp/catalog/request`) with a token this node signs as itself, so the
+//! peer answers the view it grants this node, and follows the `Link: rel="next"` pages. The
+//! whole harvest replaces the peer's graph in one transaction
+//! ([`Catalog::replace_peer`]): a dataset deleted or hidden on the peer is gone here after
+//! the next successful harvest. (This first slice re-harvests in full each period; an
+//! incremental, modified-since sync is future work.)
+//!
+//! A peer that fails (down, slow, oversized or malformed answers, datasets whose IRIs are not
+//! under its own base URL) keeps its last good harvest and is retried with exponential back-off
+//! (up to 16 periods). Every call passes the contracts' address policy, follows no redirect,
+//! and is capped at [`MAX_RESPONSE_BYTES`] and [`CALL_TIMEOUT`].
+
+use crate::catalog::{
+    self, AGORA_OFFER, AGORA_PARTICIPANT, Catalog, DCAT_CATALOG, PROV_GENERATED_AT_TIME,
+    PROV_WAS_DERIVED_FROM, terms,
+};
+use crate::clock::SharedClock;
+use crate::config::{ConfigError, PeerConfig};
+use crate::contract::AddressPolicy;
+use crate::identity::{DevIssuer, PeerKey, PeerKeys, TokenRequest};
+use oxigraph::model::vocab::{rdf, xsd};
+use oxigraph::model::{Graph, Literal, NamedNode, Triple};
+use serde::Serialize;
+use serde_json::{Value as Json, json};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Largest answer read from a peer (one page, a JWKS, a version document).
+pub const MAX_RESPONSE_BYTES: u64 = 16 << 20;
+/// Longest a call to a peer may take, connection to last byte.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most pages one harvest follows.
+const MAX_PAGES: usize = 1000;
+/// Most datasets one peer may bring.
+const MAX_DATASETS: usize = 200_000;
+/// Longest back-off, in crawl periods.
+const MAX_BACKOFF_PERIODS: u32 = 16;
+/// Page size asked of peers.
+const PAGE_SIZE: usize = 500;
+
+/// Why a harvest failed; each names whose fault it is (the peer's, or the network's).
+#[derive(Debug, thiserror::Error)]
+pub enum CrawlError {
+    /// The address policy refused the URL (configuration, or a peer's `next` link).
+    #[error("{0}")]
+    Refused(String),
+    /// The peer could not be reached, or took longer than 10 s.
+    #[error("the peer is unreachable at {url}: {message}")]
+    Unreachable {
+        /// What was called.
+        url: String,
+        /// What the network said.
+        message: String,
+    },
+    /// The peer answered an error status.
+    #[error("the peer answered {status} to {url}")]
+    Status {
+        /// What was called.
+        url: String,
+        /// Its status.
+        status: u16,
+    },
+    /// The peer's answer was larger than 16 MiB.
+    #[error("the peer's answer from {url} is larger than {MAX_RESPONSE_BYTES} bytes")]
+    TooLarge {
+        /// What was called.
+        url: String,
+    },
+    /// The peer's answer is not what DSP or JWKS say it should be.
+    #[error("the peer's answer is malformed: {0}")]
+    Malformed(String),
+    /// The peer lists a dataset that another node serves.
+    #[error(
+        "the peer lists dataset {iri} with an access service that is not its own ({base}/dsp): harvest refused"
+    )]
+    ForeignDataset {
+        /// The dataset IRI.
+        iri: String,
+        /// The peer's base URL.
+        base: String,
+    },
+    /// Storing the harvest failed: another node's dataset (a conflict) or the store (ours).
+    #[error("the harvest was not stored: {0}")]
+    Store(#[from] catalog::CatalogError),
+}
+
+/// A peer as `GET /api/peers` shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PeerStatus {
+    /// Its configuration.
+    #[serde(flatten)]
+    pub peer: PeerConfig,
+    /// Its participant id, once read.
+    pub participant: Option<String>,
+    /// When its last good harvest was taken (RFC 3339).
+    pub last_harvest: Option<String>,
+    /// Datasets in its last good harvest.
+    pub datasets: usize,
+    /// The last failure, cleared by a good harvest.
+    pub last_error: Option<String>,
+    /// Harvests failed in a row.
+    pub failures: u32,
+}
+
+#[derive(Debug)]
+struct PeerState {
+    status: PeerStatus,
+    due: Instant,
+}
+
+/// The federation of one node: its peers and the crawler's state.
+#[derive(Debug)]
+pub struct Federation {
+    node_id: String,
+    issuer: Arc<DevIssuer>,
+    catalog: Arc<Catalog>,
+    keys: PeerKeys,
+    addresses: AddressPolicy,
+    interval: Duration,
+    store_path: PathBuf,
+    peers: Mutex<BTreeMap<String, PeerState>>,
+    wake: Condvar,
+    clock: SharedClock,
+}
+
+/// What the federation needs from the node.
+#[derive(Debug)]
+pub struct FederationOptions {
+    /// The node's participant id (the `sub` of its own tokens).
+    pub node_id: String,
+    /// The peers from the configuration.
+    pub peers: Vec<PeerConfig>,
+    /// The crawl period.
+    pub interval: Duration,
+    /// Where peers added at run time are kept (`data_dir/federation-peers.json`).
+    pub store_path: PathBuf,
+    /// Where the crawler may call.
+    pub addresses: AddressPolicy,
+}
+
+impl Federation {
+    /// The federation of a node, with the configured peers and those added by `POST /api/peers`
+    /// before the last stop.
+    pub fn new(
+        options: FederationOptions,
+        issuer: Arc<DevIssuer>,
+        catalog: Arc<Catalog>,
+        keys: PeerKeys,
+        clock: SharedClock,
+    ) -> Result<Self, ConfigError> {
+        let mut configured = options.peers;
+        if let Ok(text) = std::fs::read_to_string(&options.store_path) {
+            let added: Vec<PeerConfig> =
+                serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: options.store_path.clone(),
+                    message: e.to_string(),
+                })?;
+            for peer in added {
+                configured.retain(|p| p.id != peer.id);
+                configured.push(peer);
+            }
+        }
+        let now = Instant::now();
+        let mut peers = BTreeMap::new();
+        for peer in configured {
+            peer.check()?;
+            peers.insert(peer.id.clone(), PeerState::new(peer, now));
+        }
+        Ok(Self {
+            node_id: options.node_id,
+            issuer,
+            catalog,
+            keys,
+            addresses: options.addresses,
+            interval: options.interval,
+            store_path: options.store_path,
+            peers: Mutex::new(peers),
+            wake: Condvar::new(),
+            clock,
+        })
+    }
+
+    /// Every peer and how its harvests go.
+    pub fn peers(&self) -> Vec<PeerStatus> {
+        self.lock().values().map(|s| s.status.clone()).collect()
+    }
+
+    /// Adds a peer or changes its URL or issuer (an admin's `POST /api/peers`), keeps it for the
+    /// next start, and harvests it at once. Its last harvest stays until the next good one.
+    pub fn upsert(&self, peer: PeerConfig) -> Result<PeerStatus, ConfigError> {
+        peer.check()?;
+        let status = {
+            let mut peers = self.lock();
+            let state = PeerState::new(peer.clone(), Instant::now());
+            let status = state.status.clone();
+            peers.insert(peer.id.clone(), state);
+            status
+        };
+        self.persist_added(peer)?;
+        self.wake.notify_all();
+        Ok(status)
+    }
+
+    fn persist_added(&self, peer: PeerConfig) -> Result<(), ConfigError> {
+        let io = |e: std::io::Error| ConfigError::Read {
+            path: self.store_path.clone(),
+            source: e,
+        };
+        let mut added: Vec<PeerConfig> = std::fs::read_to_string(&self.store_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        added.retain(|p| p.id != peer.id);
+        added.push(peer);
+        let staging = self.store_path.with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(&added).map_err(|e| ConfigError::Invalid {
+            setting: "federation.peers",
+            message: e.to_string(),
+        })?;
+        std::fs::write(&staging, text).map_err(io)?;
+        std::fs::rename(&staging, &self.store_path).map_err(io)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, PeerState>> {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts the crawler thread; it runs for the life of the process.
+    pub fn start(self: &Arc<Self>) -> std::io::Result<()> {
+        let federation = self.clone();
+        std::thread::Builder::new()
+            .name("federation-crawler".into())
+            .spawn(move || federation.run())
+            .map(|_| ())
+    }
+
+    fn run(&self) {
+        loop {
+            let due: Vec<PeerConfig> = {
+                let mut peers = self.lock();
+                let now = Instant::now();
+                let due: Vec<PeerConfig> = peers
+                    .values()
+                    .filter(|s| s.due <= now)
+                    .map(|s| s.status.peer.clone())
+                    .collect();
+                if due.is_empty() {
+                    let next = peers
+                        .values()
+                        .map(|s| s.due)
+                        .min()
+                        .map(|d| d.saturating_duration_since(now))
+                        .unwrap_or(self.interval)
+                        .min(self.interval);
+                    let _unused = self
+                        .wake
+                        .wait_timeout(peers, next)
+                        .unwrap_or_else(|p| p.into_inner());
+                    continue;
+                }
+                for peer in &due {
+                    // Not due again while this harvest runs.
+                    if let Some(state) = peers.get_mut(&peer.id) {
+                        state.due = now + self.interval;
+                    }
+                }
+                due
+            };
+            for peer in due {
+                let outcome = self.harvest(&peer);
+                self.record(&peer, outcome);
+            }
+        }
+    }
+
+    fn record(&self, peer: &PeerConfig, outcome: Result<(String, usize), CrawlError>) {
+        let mut peers = self.lock();
+        let Some(state) = peers.get_mut(&peer.id) else {
+            return;
+        };
+        if state.status.peer != *peer {
+            // Changed while harvesting: the new settings are harvested at once.
+            return;
+        }
+        match outcome {
+            Ok((participant, datasets)) => {
+                state.status.participant = Some(participant);
+                state.status.datasets = datasets;
+                state.status.last_harvest = Some(self.clock.now().to_rfc3339());
+                state.status.last_error = None;
+                state.status.failures = 0;
+                state.due = Instant::now() + self.interval;
+            }
+            Err(error) => {
+                tracing::warn!(peer = %peer.id, %error, "harvest failed; the last good harvest stays");
+                state.status.last_error = Some(error.to_string());
+                state.status.failures = state.status.failures.saturating_add(1);
+                let periods = 2u32
+                    .saturating_pow(state.status.failures.min(5))
+                    .min(MAX_BACKOFF_PERIODS);
+                state.due = Instant::now() + self.interval * periods;
+            }
+        }
+    }
+
+    /// One harvest of `peer`: trust its keys, read every page, replace its graph.
+    fn harvest(&self, peer: &PeerConfig) -> Result<(String, usize), CrawlError> {
+        let base = peer.url.trim_end_matches('/');
+        let version = self.get_json(&format!("{base}/.well-known/dspace-version"))?;
+        let participant = version
+            .get("participantId")
+            .and_then(Json::as_str)
+            .filter(|p| !p.is_empty() && p.len() <= 512)
+            .ok_or_else(|| {
+                CrawlError::Malformed("the version document has no participantId".into())
+            })?
+            .to_owned();
+        if participant == self.node_id {
+            return Err(CrawlError::Malformed(
+                "the peer is this node itself (same participant id)".into(),
+            ));
+        }
+        let jwks = self.get_json(&format!("{base}/.well-known/jwks.json"))?;
+        let keys = parse_jwks(&jwks)?;
+        let issuer = peer
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("{participant}/dev-issuer"));
+        self.keys.set(
+            &issuer,
+            PeerKey {
+                participant: participant.clone(),
+                keys,
+            },
+        );
+        let token = self
+            .issuer
+            .issue(
+                &TokenRequest {
+                    subject: self.node_id.clone(),
+                    roles: Vec::new(),
+                    claims: serde_json::Map::new(),
+                    lifetime: Duration::from_secs(300),
+                },
+                &participant,
+                self.clock.now(),
+            )
+            .map_err(|e| CrawlError::Malformed(format!("cannot sign the crawl token: {e}")))?;
+        let request = json!({
+            "@context": [crate::contract::messages::DSP_CONTEXT],
+            "@type": "CatalogRequestMessage",
+        });
+        let mut url = format!("{base}/dsp/catalog/request?offset=0&limit={PAGE_SIZE}");
+        let mut datasets = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let (body, next) = self.post_page(&url, &token, &request)?;
+            datasets.extend(parse_catalog_page(&body, base, &participant)?);
+            if datasets.len() > MAX_DATASETS {
+                return Err(CrawlError::Malformed(format!(
+                    "more than {MAX_DATASETS} datasets"
+                )));
+            }
+            match next {
+                Some(next) if next.starts_with(&format!("{base}/dsp/catalog/request")) => {
+                    url = next;
+                }
+                Some(other) => {
+                    return Err(CrawlError::Malformed(format!(
+                        "the next page {} is not on the peer's catalogue endpoint",
+                        other.chars().take(200).collect::<String>()
+                    )));
+                }
+                None => {
+                    let graph =
+                        peer_graph_of(peer, &participant, &canonical_now(&self.clock), &datasets);
+                    let count = self.catalog.replace_peer(&peer.id, &graph)?;
+                    return Ok((participant, count));
+                }
+            }
+        }
+        Err(CrawlError::Malformed(format!(
+            "the catalogue has more than {MAX_PAGES} pages"
+        )))
+    }
+
+    fn agent(&self, url: &str) -> Result<ureq::Agent, CrawlError> {
+        self.addresses
+            .check(url)
+            .map_err(|e| CrawlError::Refused(e.to_string()))?;
+        Ok(ureq::Agent::config_builder()
+            .timeout_global(Some(CALL_TIMEOUT))
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .build()
+            .into())
+    }
+
+    fn get_json(&self, url: &str) -> Result<Json, CrawlError> {
+        let response = self
+            .agent(url)?
+            .get(url)
+            .header("Accept", "application/json")
+            .call();
+        let (body, _) = read_capped(url, response)?;
+        serde_json::from_slice(&body)
+            .map_err(|e| CrawlError::Malformed(format!("{url} is not JSON: {e}")))
+    }
+
+    fn post_page(
+        &self,
+        url: &str,
+        token: &str,
+        request: &Json,
+    ) -> Result<(Vec<u8>, Option<String>), CrawlError> {
+        let response = self
+            .agent(url)?
+            .post(url)
+            .header("Authorization", &format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .send(request.to_string());
+        read_capped(url, response)
+    }
+}
+
+impl PeerState {
+    fn new(peer: PeerConfig, due: Instant) -> Self {
+        Self {
+            status: PeerStatus {
+                peer,
+                participant: None,
+                last_harvest: None,
+                datasets: 0,
+                last_error: None,
+                failures: 0,
+            },
+            due,
+        }
+    }
+}
+
+/// Reads a 2xx answer's body up to the cap, with its `Link: rel="next"` target.
+fn read_capped(
+    url: &str,
+    response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<(Vec<u8>, Option<String>), CrawlError> {
+    let short: String = url.chars().take(200).collect();
+    let mut response = response.map_err(|e| CrawlError::Unreachable {
+        url: short.clone(),
+        message: e.to_string(),
+    })?;
+    let status = response.status().as_u16();
+    if !(200..300).contains(&status) {
+        return Err(CrawlError::Status { url: short, status });
+    }
+    let next = response
+        .headers()
+        .get_all("link")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(next_link);
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_RESPONSE_BYTES)
+        .read_to_vec()
+        .map_err(|e| match e {
+            ureq::Error::BodyExceedsLimit(_) => CrawlError::TooLarge { url: short.clone() },
+            other => CrawlError::Unreachable {
+                url: short.clone(),
+                message: other.to_string(),
+            },
+        })?;
+    Ok((body, next))
+}
+
+/// The target of the `rel="next"` link in a `Link` header value, if any.
+pub fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        params
+            .split(';')
+            .any(|p| {
+                let p = p.trim().replace(' ', "");
+                p == "rel=\"next\"" || p == "rel=next"
+            })
+            .then(|| target.to_owned())
+    })
+}
+
+/// The Ed25519 keys of a JWKS document (the only kind an agora node publishes).
+pub fn parse_jwks(jwks: &Json) -> Result<Vec<jsonwebtoken::DecodingKey>, CrawlError> {
+    let keys: Vec<_> = jwks
+        .get("keys")
+        .and_then(Json::as_array)
+        .ok_or_else(|| CrawlError::Malformed("the JWKS has no `keys` array".into()))?
+        .iter()
+        .filter(|k| k["kty"] == "OKP" && k["crv"] == "Ed25519")
+        .filter_map(|k| k["x"].as_str())
+        .filter_map(|x| jsonwebtoken::DecodingKey::from_ed_components(x).ok())
+        .take(16)
+        .collect();
+    if keys.is_empty() {
+        return Err(CrawlError::Malformed(
+            "the JWKS has no Ed25519 signing key".into(),
+        ));
+    }
+    Ok(keys)
+}
+
+/// One dataset of a peer's DSP catalogue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HarvestedDataset {
+    /// Its IRI (the DSP `@id`), under the peer's base URL.
+    pub iri: String,
+    /// Its title, if the peer gave one.
+    pub title: Option<String>,
+    /// Its description.
+    pub description: Option<String>,
+    /// Its keywords.
+    pub keywords: Vec<String>,
+    /// Its offers, exactly as the peer sent them.
+    pub offers: Vec<Json>,
+}
+
+/// Reads one page of a peer's DSP catalogue: a `Catalog` of `participant` whose datasets all
+/// have IRIs under `base` (a peer cannot speak for another node's datasets).
+pub fn parse_catalog_page(
+    body: &[u8],
+    base: &str,
+    participant: &str,
+) -> Result<Vec<HarvestedDataset>, CrawlError> {
+    let catalog: Json = serde_json::from_slice(body)
+        .map_err(|e| CrawlError::Malformed(format!("the catalogue is not JSON: {e}")))?;
+    let kind = catalog.get("@type").and_then(Json::as_str);
+    if !matches!(kind, Some("Catalog" | "dcat:Catalog")) {
+        return Err(CrawlError::Malformed(
+            "the answer is not a DSP Catalog".into(),
+        ));
+    }
+    if let Some(claimed) = catalog.get("participantId").and_then(Json::as_str)
+        && claimed != participant
+    {
+        return Err(CrawlError::Malformed(format!(
+            "the catalogue says it is {}, not {participant}",
+            claimed.chars().take(200).collect::<String>()
+        )));
+    }
+    let entries: Vec<&Json> = match catalog.get("dataset") {
+        None | Some(Json::Null) => Vec::new(),
+        Some(Json::Array(items)) => items.iter().collect(),
+        Some(one @ Json::Object(_)) => vec![one],
+        Some(_) => {
+            return Err(CrawlError::Malformed(
+                "`dataset` is neither an object nor an array".into(),
+            ));
+        }
+    };
+    let prefix = format!("{}/", base.trim_end_matches('/'));
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let iri = entry
+            .get("@id")
+            .and_then(Json::as_str)
+            .ok_or_else(|| CrawlError::Malformed("a dataset has no `@id`".into()))?;
+        if NamedNode::new(iri).is_err() || iri.starts_with("urn:agora:") {
+            return Err(CrawlError::Malformed(format!(
+                "the dataset id {} is not an IRI a peer may use",
+                iri.chars().take(200).collect::<String>()
+            )));
+        }
+        // A peer offers only what it serves itself: every access service is its own DSP.
+        for endpoint in endpoints(entry) {
+            if !endpoint.starts_with(&prefix) {
+                return Err(CrawlError::ForeignDataset {
+                    iri: iri.chars().take(200).collect(),
+                    base: base.to_owned(),
+                });
+            }
+        }
+        let text = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| entry.get(*k))
+                .and_then(literal_text)
+        };
+        let keywords = match entry.get("dcat:keyword").or_else(|| entry.get("keyword")) {
+            Some(Json::Array(items)) => items.iter().filter_map(literal_text).collect(),
+            Some(other) => literal_text(other).into_iter().collect(),
+            None => Vec::new(),
+        };
+        let offers = match entry.get("hasPolicy") {
+            Some(Json::Array(items)) => items.clone(),
+            Some(one @ Json::Object(_)) => vec![one.clone()],
+            _ => Vec::new(),
+        };
+        out.push(HarvestedDataset {
+            iri: iri.to_owned(),
+            title: text(&["dct:title", "title"]),
+            description: text(&["dct:description", "description"]),
+            keywords,
+            offers,
+        });
+    }
+    Ok(out)
+}
+
+/// The `endpointURL`s of a DSP dataset's distributions' access services.
+fn endpoints(entry: &Json) -> Vec<String> {
+    let as_list = |v: Option<&Json>| -> Vec<Json> {
+        match v {
+            Some(Json::Array(items)) => items.clone(),
+            Some(one @ Json::Object(_)) => vec![one.clone()],
+            _ => Vec::new(),
+        }
+    };
+    let mut out = Vec::new();
+    for distribution in as_list(entry.get("distribution")) {
+        for service in as_list(distribution.get("accessService")) {
+            match service.get("endpointURL") {
+                Some(Json::String(url)) => out.push(url.clone()),
+                Some(_) => out.push(String::new()),
+                None => {}
+            }
+        }
+    }
+    out
+}
+
+fn literal_text(value: &Json) -> Option<String> {
+    match value {
+        Json::String(s) => Some(s.clone()),
+        Json::Object(o) => o.get("@value").and_then(Json::as_str).map(str::to_owned),
+        Json::Array(items) => items.iter().find_map(literal_text),
+        _ => None,
+    }
+}
+
+fn canonical_now(clock: &SharedClock) -> String {
+    clock
+        .now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The graph of one harvest: provenance on the graph's own node, then each dataset with what
+/// the peer said of it and its offers as JSON literals.
+pub fn peer_graph_of(
+    peer: &PeerConfig,
+    participant: &str,
+    harvested_at: &str,
+    datasets: &[HarvestedDataset],
+) -> Graph {
+    let mut graph = Graph::new();
+    let node = catalog::peer_graph(&peer.id);
+    let mut add = |s: &NamedNode, p, o: oxigraph::model::Term| {
+        graph.insert(&Triple::new(s.clone(), p, o));
+    };
+    add(&node, rdf::TYPE, DCAT_CATALOG.into_owned().into());
+    add(
+        &node,
+        terms::AGORA_ORIGIN,
+        Literal::new_simple_literal(&peer.id).into(),
+    );
+    if let Ok(url) = NamedNode::new(peer.url.trim_end_matches('/')) {
+        add(&node, PROV_WAS_DERIVED_FROM, url.into());
+    }
+    add(
+        &node,
+        AGORA_PARTICIPANT,
+        Literal::new_simple_literal(participant).into(),
+    );
+    add(
+        &node,
+        PROV_GENERATED_AT_TIME,
+        Literal::new_typed_literal(harvested_at, xsd::DATE_TIME).into(),
+    );
+    let json_type = NamedNode::new_unchecked("http://www.w3.org/1999/02/22-rdf-syntax-ns#JSON");
+    for dataset in datasets {
+        let Ok(iri) = NamedNode::new(&dataset.iri) else {
+            continue;
+        };
+        add(&node, terms::DCAT_DATASET_LINK, iri.clone().into());
+        add(&iri, rdf::TYPE, terms::DCAT_DATASET.into_owned().into());
+        if let Some(title) = &dataset.title {
+            add(
+                &iri,
+                terms::DCT_TITLE,
+                Literal::new_simple_literal(title).into(),
+            );
+        }
+        if let Some(description) = &dataset.description {
+            add(
+                &iri,
+                terms::DCT_DESCRIPTION,
+                Literal::new_simple_literal(description).into(),
+            );
+        }
+        for keyword in &dataset.keywords {
+            add(
+                &iri,
+                terms::DCAT_KEYWORD,
+                Literal::new_simple_literal(keyword).into(),
+            );
+        }
+        for offer in &dataset.offers {
+            add(
+                &iri,
+                AGORA_OFFER,
+                Literal::new_typed_literal(offer.to_string(), json_type.clone()).into(),
+            );
+            if let Some(uid) = offer.get("@id").and_then(Json::as_str)
+                && let Ok(uid) = NamedNode::new(uid)
+            {
+                add(&iri, terms::ODRL_HAS_POLICY, uid.into());
+            }
+        }
+    }
+    graph
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "http://node-b.example";
+    const PARTICIPANT: &str = "urn:agora:node:b";
+
+    fn page(datasets: Json) -> Vec<u8> {
+        json!({
+            "@context": [crate::contract::messages::DSP_CONTEXT],
+            "@type": "Catalog",
+            "participantId": PARTICIPANT,
+            "dataset": datasets,
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_catalog_page_is_read_with_its_offers_unchanged() {
+        let offer = json!({"@id": "http://node-b.example/datasets/x#offer-0", "@type": "Offer",
+            "permission": [{"action": "use", "constraint": [{"leftOperand": "purpose",
+            "operator": "isA", "rightOperand": "https://w3id.org/dpv#AcademicResearch"}]}]});
+        let body = page(json!([{
+            "@id": "http://node-b.example/datasets/x",
+            "@type": "Dataset",
+            "dct:title": "Air quality",
+            "dct:description": {"@value": "Hourly", "@language": "en"},
+            "dcat:keyword": ["air", "no2"],
+            "hasPolicy": [offer.clone()],
+        }]));
+        let read = parse_catalog_page(&body, BASE, PARTICIPANT).unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].title.as_deref(), Some("Air quality"));
+        assert_eq!(read[0].description.as_deref(), Some("Hourly"));
+        assert_eq!(read[0].keywords, vec!["air", "no2"]);
+        assert_eq!(read[0].offers, vec![offer.clone()]);
+        let peer = PeerConfig {
+            id: "b".into(),
+            url: BASE.into(),
+            issuer: None,
+        };
+        let graph = peer_graph_of(&peer, PARTICIPANT, "2026-01-01T00:00:00Z", &read);
+        let stored = graph
+            .triples_for_predicate(AGORA_OFFER)
+            .next()
+            .map(|t| match t.object {
+                oxigraph::model::TermRef::Literal(l) => l.value().to_owned(),
+                _ => String::new(),
+            })
+            .unwrap();
+        let back: Json = serde_json::from_str(&stored).unwrap();
+        assert_eq!(
+            back, offer,
+            "offers are kept exactly as the origin sent them"
+        );
+    }
+
+    #[test]
+    fn an_empty_catalog_has_no_datasets() {
+        let body = json!({"@type": "Catalog", "participantId": PARTICIPANT}).to_string();
+        assert!(
+            parse_catalog_page(body.as_bytes(), BASE, PARTICIPANT)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_peer_claiming_another_nodes_dataset_is_refused() {
+        for endpoint in [
+            "http://node-c.example/dsp",
+            "http://node-b.example.evil.org/dsp",
+            "",
+        ] {
+            let body = page(
+                json!([{"@id": "https://energy.example/datasets/x", "@type": "Dataset",
+                "distribution": [{"@type": "Distribution",
+                    "accessService": {"@type": "DataService", "endpointURL": endpoint}}]}]),
+            );
+            assert!(
+                matches!(
+                    parse_catalog_page(&body, BASE, PARTICIPANT),
+                    Err(CrawlError::ForeignDataset { .. })
+                ),
+                "{endpoint}"
+            );
+        }
+        let own = page(
+            json!([{"@id": "https://energy.example/datasets/x", "@type": "Dataset",
+            "distribution": [{"@type": "Distribution",
+                "accessService": {"@type": "DataService", "endpointURL": "http://node-b.example/dsp"}}]}]),
+        );
+        assert_eq!(
+            parse_catalog_page(&own, BASE, PARTICIPANT).unwrap().len(),
+            1
+        );
+    }
+
+    #[test]
+    fn malformed_catalogs_are_refused() {
+        for body in [
+            &b"not json"[..],
+            br#"{"@type": "Dataset"}"#,
+            br#"{"@type": "Catalog", "participantId": "urn:agora:node:c"}"#,
+            br#"{"@type": "Catalog", "dataset": 7}"#,
+            br#"{"@type": "Catalog", "dataset": [{"title": "no id"}]}"#,
+            br#"{"@type": "Catalog", "dataset": [{"@id": "urn:agora:local:x"}]}"#,
+            br#"{"@type": "Catalog", "dataset": [{"@id": "not an iri"}]}"#,
+        ] {
+            assert!(
+                parse_catalog_page(body, BASE, PARTICIPANT).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn next_links_are_found() {
+        assert_eq!(
+            next_link(
+                r#"<http://b/dsp/catalog/request?offset=2&limit=2>; rel="next", <http://b/x>; rel="prev""#
+            ),
+            Some("http://b/dsp/catalog/request?offset=2&limit=2".into())
+        );
+        assert_eq!(next_link(r#"<http://b/x>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
+    }
+
+    #[test]
+    fn jwks_without_ed25519_keys_is_refused() {
+        assert!(parse_jwks(&json!({"keys": [{"kty": "RSA", "n": "x", "e": "AQAB"}]})).is_err());
+        assert!(parse_jwks(&json!({})).is_err());
+        let x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+        assert_eq!(
+            parse_jwks(&json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x}]}))
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn peer_flags_are_checked() {
+        let peer = PeerConfig::parse_flag("b=http://127.0.0.1:9000/").unwrap();
+        assert_eq!(peer.id, "b");
+        assert_eq!(peer.url, "http://127.0.0.1:9000");
+        for bad in [
+            "b",
+            "B=http://x",
+            "local=http://x",
+            "b=ftp://x",
+            "=http://x",
+        ] {
+            assert!(PeerConfig::parse_flag(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn harvested_ids_are_qualified_by_the_peer() {
+        assert_eq!(catalog::harvested_id("b", "http://b/datasets/abc"), "b:abc");
+        let odd = catalog::harvested_id("b", "http://b/datasets/a%20b");
+        assert!(odd.starts_with("b:") && odd.len() == 18, "{odd}");
+    }
+}
