@@ -22,6 +22,8 @@ mod dataplane;
 mod delta_sharing;
 #[path = "integration/demo.rs"]
 mod demo;
+#[path = "integration/differential.rs"]
+mod differential;
 #[path = "integration/dsp_conformance.rs"]
 mod dsp_conformance;
 #[path = "integration/dsp_peer.rs"]
