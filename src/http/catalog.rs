@@ -263,6 +263,7 @@ const REPRESENTATIONS: [(Representation, &str); 5] = [
 /// The `?format=` override of `Accept`.
 pub struct FormatParam {
     /// Overrides `Accept`: `jsonld`, `ttl`, `nt`, `rdf` or `html`.
+    #[param(pattern = "^(jsonld|ttl|nt|rdf|html)$")]
     format: Option<String>,
 }
 
@@ -348,8 +349,10 @@ pub struct SearchParams {
     /// Origin node (`local` for this node).
     origin: Option<String>,
     /// Page size (1–500, default 20).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,
-    /// Items to skip (default 0).
+    /// Items to skip (default 0, at most 100,000).
+    #[param(maximum = 100000)]
     offset: Option<usize>,
 }
 
@@ -409,10 +412,12 @@ pub async fn search(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct CatalogParams {
     /// Datasets per page (1–500, default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,
     /// Datasets to skip.
     offset: Option<usize>,
     /// Overrides `Accept`: `jsonld`, `ttl`, `nt` or `rdf`.
+    #[param(pattern = "^(jsonld|ttl|nt|rdf)$")]
     format: Option<String>,
 }
 
