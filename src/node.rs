@@ -188,7 +188,7 @@ impl Node {
         let mut loaded = Vec::new();
         for pool in pools::load_pools(&self.config.connectors_dir)? {
             let location = match &pool.manifest.data.s3 {
-                Some(s3) => crate::engine::remote::register(&pool.manifest.id, s3)?,
+                Some(s3) => self.dataplane.register_s3(&pool.manifest.id, s3)?,
                 None => {
                     let path = pools::ensure_data(&pool, &self.config.data_dir)?;
                     path.strip_prefix(&self.config.data_dir)

@@ -5,7 +5,7 @@
 //! parses its request and frames the bytes; a second copy of these rules would drift.
 
 use super::EngineError;
-use super::enforce::{self, Narrowing, Source};
+use super::enforce::{self, Narrowing};
 use super::shards::{self, Manifest, Shard};
 use crate::audit::Record;
 use crate::catalog::CatalogError;
@@ -187,10 +187,7 @@ pub async fn open_stream(
     })
     .await?;
     let key = node.dataplane.agreement_key(&record.id);
-    let source = Source {
-        path: &path,
-        format: &format,
-    };
+    let source = node.dataplane.source(&path, &format);
     // The stream holds a reservation of the row budget; a pull that fails before it starts
     // gives it back.
     let reserved = plan.row_budget.unwrap_or(0);
@@ -361,10 +358,7 @@ pub async fn shard_manifest(node: &Arc<Node>, grant: &Grant) -> Result<Manifest,
     })
     .await?;
     let key = node.dataplane.agreement_key(&record.id);
-    let source = Source {
-        path: &path,
-        format: &format,
-    };
+    let source = node.dataplane.source(&path, &format);
     let view = enforce::enforced_view(&source, &plan, key, &Narrowing::default()).await?;
     let batches = enforce::execute(view).await?;
     Ok(shards::materialise(batches, &dir).await?)
@@ -389,10 +383,7 @@ pub async fn enforced_schema(
     })
     .await?;
     let key = node.dataplane.agreement_key(&record.id);
-    let source = Source {
-        path: &path,
-        format: &format,
-    };
+    let source = node.dataplane.source(&path, &format);
     let view = enforce::enforced_view(&source, &plan, key, &Narrowing::default()).await?;
     Ok(Arc::new(view.schema().as_arrow().clone()))
 }

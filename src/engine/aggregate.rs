@@ -228,10 +228,7 @@ pub async fn release(
     .await
     .map_err(|e| AccessError::Internal(e.to_string()))??;
     let key = node.dataplane.agreement_key(&record.id);
-    let source = Source {
-        path: &path,
-        format: &format,
-    };
+    let source = node.dataplane.source(&path, &format);
     let table = aggregate(&source, &plan, key, request).await?;
     let body = serde_json::to_vec(&table).map_err(|e| AccessError::Internal(e.to_string()))?;
     let entry = Record {

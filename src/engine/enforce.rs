@@ -16,6 +16,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::object_store::ObjectStoreRegistry;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -93,6 +94,8 @@ pub struct Source<'a> {
     pub path: &'a Path,
     /// `parquet`, `csv` or `ndjson`.
     pub format: &'a str,
+    /// The object stores the path may name (the node's S3 sources, the local file system).
+    pub stores: Arc<dyn ObjectStoreRegistry>,
 }
 
 /// HMAC-SHA-256 (RFC 2104) of `message` under `key`.
@@ -306,7 +309,7 @@ pub(crate) async fn released_view(
     );
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_limit(QUERY_MEMORY_LIMIT, 1.0)
-        .with_object_store_registry(super::remote::registry())
+        .with_object_store_registry(source.stores.clone())
         .build_arc()
         .map_err(internal)?;
     let context = SessionContext::new_with_config_rt(config, runtime);

@@ -11,7 +11,9 @@ pub mod shards;
 pub mod validate;
 
 use crate::catalog::ConnectorRef;
+use datafusion::execution::object_store::DefaultObjectStoreRegistry;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Why data could not be released; every variant but [`EngineError::Internal`] describes the
 /// request, the policy or the dataset's files.
@@ -31,8 +33,9 @@ pub enum EngineError {
     Internal(String),
 }
 
-/// The data plane's fixed parts: where data may be read from, the secret that keys
-/// pseudonyms, and the lock that lets one request at a time cut an agreement's shards.
+/// The data plane's fixed parts: where data may be read from (local roots and registered
+/// object stores), the secret that keys pseudonyms, and the lock that lets one request at a
+/// time cut an agreement's shards.
 #[derive(Debug)]
 pub struct DataPlane {
     data_dir: PathBuf,
@@ -42,6 +45,8 @@ pub struct DataPlane {
     pub shard_lock: tokio::sync::Mutex<()>,
     /// Decodes each Parquet file in a confined child before the engine reads it.
     validator: validate::Validator,
+    /// The S3 sources of the node's connectors, and the local file system.
+    object_stores: Arc<DefaultObjectStoreRegistry>,
 }
 
 impl DataPlane {
@@ -75,6 +80,7 @@ impl DataPlane {
             secret,
             shard_lock: tokio::sync::Mutex::new(()),
             validator: validate::Validator::new(None),
+            object_stores: remote::new_registry(),
         })
     }
 
@@ -93,6 +99,25 @@ impl DataPlane {
         self.validator.check_source(path, format)
     }
 
+    /// Registers the S3 source of `dataset`'s connector; answers the location its connector
+    /// names ([`remote::location`]).
+    pub fn register_s3(
+        &self,
+        dataset: &str,
+        source: &remote::S3Source,
+    ) -> Result<String, EngineError> {
+        remote::register(&self.object_stores, dataset, source)
+    }
+
+    /// A resolved source for the engine, reading through this node's object stores.
+    pub fn source<'a>(&self, path: &'a Path, format: &'a str) -> enforce::Source<'a> {
+        enforce::Source {
+            path,
+            format,
+            stores: self.object_stores.clone(),
+        }
+    }
+
     /// Where the shards of `agreement` live.
     pub fn shard_dir(&self, agreement: &str) -> PathBuf {
         shards::directory(&self.data_dir, agreement)
@@ -109,7 +134,7 @@ impl DataPlane {
     /// source is registered ([`remote`]); its store cannot reach outside the source's prefix.
     pub fn resolve(&self, connector: &ConnectorRef) -> Result<PathBuf, EngineError> {
         if remote::is_remote(&connector.location) {
-            return if remote::is_registered(&connector.location) {
+            return if remote::is_registered(&self.object_stores, &connector.location) {
                 Ok(PathBuf::from(&connector.location))
             } else {
                 Err(EngineError::Source(

@@ -18,7 +18,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, RetryConfig};
 use serde::Deserialize;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// An S3-compatible source, as written in a connector manifest's `[data.s3]` table.
@@ -67,14 +67,11 @@ impl std::fmt::Debug for S3Source {
     }
 }
 
-/// The object store registry of every data-plane query: the local file system and each S3
-/// source registered with [`register`]. One per process, because DataFusion builds a runtime
-/// per query and the sources are fixed when the connector manifests are loaded.
-pub fn registry() -> Arc<dyn ObjectStoreRegistry> {
-    static REGISTRY: OnceLock<Arc<DefaultObjectStoreRegistry>> = OnceLock::new();
-    REGISTRY
-        .get_or_init(|| Arc::new(DefaultObjectStoreRegistry::new()))
-        .clone()
+/// The object stores a node's data-plane queries read through: the local file system and each
+/// S3 source registered with [`register`]. The [`super::DataPlane`] owns one and hands it to
+/// every query's runtime; sources are fixed when the connector manifests are loaded.
+pub fn new_registry() -> Arc<DefaultObjectStoreRegistry> {
+    Arc::new(DefaultObjectStoreRegistry::new())
 }
 
 /// The node-private URL under which the source of `dataset` is registered.
@@ -87,17 +84,21 @@ pub fn is_remote(location: &str) -> bool {
     location.starts_with("s3://")
 }
 
-/// Whether an S3 source was registered under `location` in this process.
-pub fn is_registered(location: &str) -> bool {
+/// Whether an S3 source was registered under `location` in `registry`.
+pub fn is_registered(registry: &DefaultObjectStoreRegistry, location: &str) -> bool {
     ObjectStoreUrl::parse(location)
         .ok()
-        .is_some_and(|url| registry().get_store(url.as_ref()).is_ok())
+        .is_some_and(|url| registry.get_store(url.as_ref()).is_ok())
 }
 
 /// Checks `source` and registers it for `dataset`; answers its location (see [`location`]).
 /// Nothing is contacted yet: wrong credentials or a missing bucket show at the first read,
 /// as a source error of that request.
-pub fn register(dataset: &str, source: &S3Source) -> Result<String, EngineError> {
+pub fn register(
+    registry: &DefaultObjectStoreRegistry,
+    dataset: &str,
+    source: &S3Source,
+) -> Result<String, EngineError> {
     let bad = |message: String| {
         EngineError::Source(format!("the S3 source of dataset `{dataset}`: {message}"))
     };
@@ -173,7 +174,7 @@ pub fn register(dataset: &str, source: &S3Source) -> Result<String, EngineError>
     };
     let location = location(dataset);
     let url = ObjectStoreUrl::parse(&location).map_err(|e| bad(e.to_string()))?;
-    registry().register_store(url.as_ref(), store);
+    registry.register_store(url.as_ref(), store);
     tracing::info!(dataset, source = ?source, "S3 source registered");
     Ok(location)
 }
