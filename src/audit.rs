@@ -123,8 +123,10 @@ fn hash_line(line: &str) -> String {
 }
 
 impl AuditLog {
-    /// Opens (or creates) the log under `data_dir/audit`. A last line cut short by a crash
-    /// (never acknowledged: the fsync did not complete) is dropped.
+    /// Opens (or creates) the log under `data_dir/audit`. What a crash left unacknowledged is
+    /// dropped: a last line cut short (the fsync did not complete), and a whole line written
+    /// after the signed head (the node died between the line's fsync and the head's rename,
+    /// so the append never returned and the access it records was never granted).
     pub fn open(
         data_dir: &Path,
         signer: Arc<DevIssuer>,
@@ -138,7 +140,19 @@ impl AuditLog {
         let mut good_len = 0u64;
         if path.exists() {
             let bytes = std::fs::read(&path)?;
+            // The head names the last acknowledged entry; without one, only a first append
+            // can have been interrupted.
+            let signed = read_head(&dir).map_or(0, |head| head.seq);
+            let complete = bytes.iter().filter(|b| **b == b'\n').count() as u64;
+            let unacknowledged = complete == signed + 1;
             for line in bytes.split_inclusive(|b| *b == b'\n') {
+                if unacknowledged && seq == signed {
+                    tracing::warn!(
+                        "dropping an audit entry written after the signed head (the node stopped \
+                         before acknowledging it)"
+                    );
+                    break;
+                }
                 if !line.ends_with(b"\n") {
                     tracing::warn!(
                         "dropping a torn last audit entry (the node stopped while writing it)"
@@ -221,15 +235,36 @@ impl AuditLog {
     }
 }
 
+fn read_head(dir: &Path) -> Option<Head> {
+    std::fs::read_to_string(dir.join("head.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+}
+
 /// Checks the whole log under `data_dir/audit` against the chain and the signed head: the
-/// number of entries, or the first tampered one.
+/// number of acknowledged entries, or the first tampered one.
+///
+/// A crash can leave one entry the node never acknowledged after the signed head: a line cut
+/// short, or a whole line whose head was not yet renamed into place (appends are serialised,
+/// so there is at most one). That is not tampering; it is not counted, and the node drops it
+/// when it next opens the log. Anything more after the head is reported.
 pub fn verify(data_dir: &Path, signer: &DevIssuer) -> Result<u64, AuditError> {
     let dir = data_dir.join("audit");
     let text = std::fs::read_to_string(dir.join("log.jsonl")).unwrap_or_default();
+    let head = read_head(&dir);
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let signed = head.as_ref().map_or(0, |h| h.seq);
+    let pending = lines.len() as u64 == signed + 1 && lines.len() as u64 >= 1;
+    let covered = if pending {
+        &lines[..lines.len() - 1]
+    } else {
+        &lines[..]
+    };
     let mut prev = GENESIS.to_owned();
     let mut count = 0u64;
-    for (index, line) in text.lines().enumerate() {
+    for (index, line) in covered.iter().enumerate() {
         let seq = index as u64 + 1;
+        let line = line.strip_suffix('\n').unwrap_or(line);
         let entry: Entry = serde_json::from_str(line).map_err(|e| AuditError::Tampered {
             seq,
             what: format!("the line is not an audit entry ({e})"),
@@ -252,13 +287,16 @@ pub fn verify(data_dir: &Path, signer: &DevIssuer) -> Result<u64, AuditError> {
         prev = hash_line(line);
         count = seq;
     }
-    let head: Head = std::fs::read_to_string(dir.join("head.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .ok_or_else(|| AuditError::Tampered {
+    let Some(head) = head else {
+        if count == 0 {
+            // A node that never wrote an entry, or whose first append was interrupted.
+            return Ok(0);
+        }
+        return Err(AuditError::Tampered {
             seq: count,
             what: "the signed head (head.json) is missing or unreadable".into(),
-        })?;
+        });
+    };
     let signature = hex::decode(&head.signature).unwrap_or_default();
     if !signer.verify(&Head::message(head.seq, &head.hash), &signature) {
         return Err(AuditError::Tampered {
@@ -267,12 +305,20 @@ pub fn verify(data_dir: &Path, signer: &DevIssuer) -> Result<u64, AuditError> {
         });
     }
     if head.seq != count {
-        return Err(AuditError::Tampered {
-            seq: count + 1,
-            what: format!(
+        let what = if head.seq > count {
+            format!(
                 "the signed head covers {} entries but the log has {count}: it was truncated",
                 head.seq
-            ),
+            )
+        } else {
+            format!(
+                "the log has {count} entries but the signed head covers only {}: entries were appended",
+                head.seq
+            )
+        };
+        return Err(AuditError::Tampered {
+            seq: count.min(head.seq) + 1,
+            what,
         });
     }
     if head.hash != prev {
@@ -393,5 +439,46 @@ mod tests {
         let (audit, issuer) = log(dir);
         audit.append(record(2)).unwrap();
         assert_eq!(verify(dir, &issuer).unwrap(), 2);
+    }
+
+    /// Found by the crash harness (R39): a kill between an entry's fsync and the head's rename
+    /// left a whole unsigned line, which `verify` called truncation. The line was never
+    /// acknowledged: `verify` leaves it uncounted, `open` drops it, and a second unsigned line
+    /// (which no crash can produce) is still reported.
+    #[test]
+    fn an_entry_written_after_the_signed_head_is_unacknowledged_not_tampering() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
+        let head = dir.join("audit/head.json");
+        let signed_head = {
+            let (audit, _) = log(dir);
+            audit.append(record(1)).unwrap();
+            let signed_head = std::fs::read(&head).unwrap();
+            audit.append(record(2)).unwrap();
+            signed_head
+        };
+        // The state a crash after the second line's fsync leaves: the head still covers one.
+        std::fs::write(&head, &signed_head).unwrap();
+        let (_, issuer) = log(dir);
+        assert_eq!(verify(dir, &issuer).unwrap(), 1);
+        let full = lines(dir);
+        assert_eq!(full.len(), 1, "open dropped the unacknowledged entry");
+
+        // An interrupted first append: no head yet.
+        let fresh = tempfile::tempdir().unwrap();
+        {
+            let (audit, _) = log(fresh.path());
+            audit.append(record(1)).unwrap();
+        }
+        std::fs::remove_file(fresh.path().join("audit/head.json")).unwrap();
+        assert_eq!(verify(fresh.path(), &issuer).unwrap_or(99), 0);
+
+        // Two lines after the head: no crash does that.
+        let (audit, issuer) = log(dir);
+        audit.append(record(2)).unwrap();
+        audit.append(record(3)).unwrap();
+        std::fs::write(&head, &signed_head).unwrap();
+        let appended = verify(dir, &issuer).unwrap_err().to_string();
+        assert!(appended.contains("appended"), "{appended}");
     }
 }

@@ -16,6 +16,8 @@ mod common;
 mod conformance;
 #[path = "integration/contracts.rs"]
 mod contracts;
+#[path = "integration/crash.rs"]
+mod crash;
 #[path = "integration/dataplane.rs"]
 mod dataplane;
 #[path = "integration/delta_sharing.rs"]
