@@ -38,6 +38,8 @@ mod durability;
 mod federation;
 #[path = "integration/flight.rs"]
 mod flight;
+#[path = "integration/fuzz_seeds.rs"]
+mod fuzz_seeds;
 #[path = "integration/hostile.rs"]
 mod hostile;
 #[path = "integration/hostile_data.rs"]

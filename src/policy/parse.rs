@@ -74,12 +74,50 @@ pub fn read_triples(
         max_json_depth: options.max_json_depth,
         max_triples: options.max_triples,
     };
-    Ok(rdf_input::read_triples(
-        body,
-        syntax,
-        options.base_iri.as_deref(),
-        limits,
-    )?)
+    let triples = rdf_input::read_triples(body, syntax, options.base_iri.as_deref(), limits)?;
+    refuse_undefined_prefixes(&triples)?;
+    Ok(triples)
+}
+
+/// Prefixes of the ODRL context and of the node's own emitted context. In JSON-LD a compact
+/// IRI whose prefix is not defined silently becomes an absolute IRI with that "scheme"
+/// (`agora:country` → the IRI `agora:country`). Such a policy would not survive the node's own
+/// JSON-LD (which defines the prefix, so re-reading it means something else: found by the
+/// `odrl` fuzz target, docs/SECURITY.md), so it is refused, naming the term.
+const RESERVED_SCHEMES: [&str; 14] = [
+    "agora", "cc", "dcat", "dct", "dpv", "foaf", "odrl", "owl", "rdf", "rdfs", "schema", "skos",
+    "vcard", "xsd",
+];
+
+fn refuse_undefined_prefixes(triples: &[oxigraph::model::Triple]) -> Result<()> {
+    use oxigraph::model::{NamedOrBlankNode, Term};
+    let reserved = |iri: &str| {
+        iri.split_once(':')
+            .is_some_and(|(scheme, _)| RESERVED_SCHEMES.contains(&scheme))
+            .then(|| iri.to_owned())
+    };
+    for triple in triples {
+        let subject = match &triple.subject {
+            NamedOrBlankNode::NamedNode(node) => reserved(node.as_str()),
+            NamedOrBlankNode::BlankNode(_) => None,
+        };
+        let object = match &triple.object {
+            Term::NamedNode(node) => reserved(node.as_str()),
+            _ => None,
+        };
+        if let Some(iri) = subject
+            .or_else(|| reserved(triple.predicate.as_str()))
+            .or(object)
+        {
+            let prefix = iri.split(':').next().unwrap_or_default();
+            return Err(PolicyError::Syntax {
+                message: format!(
+                    "`{iri}` uses the prefix `{prefix}` without defining it; define `{prefix}` in the @context or write the full IRI"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The one policy of a set of statements that describe it and nothing else.

@@ -1,0 +1,2 @@
+//! The fuzz targets' bodies, shared with the integration tests.
+pub mod bodies;

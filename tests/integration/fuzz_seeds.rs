@@ -1,0 +1,184 @@
+//! The fuzz targets' bodies (`fuzz/src/bodies.rs`, shared with `cargo fuzz`) in the ordinary
+//! test build: every committed seed (`fuzz/seeds/<target>/`) must hold, and a deterministic
+//! mutation loop (not coverage-guided; `cargo fuzz` is) runs each target on mutants of its
+//! seeds. `AGORA_FUZZ_EXECS` sets the mutants per target (default 500); `AGORA_FUZZ_SEED`
+//! replays a run. A failing input is written to `$CARGO_TARGET_TMPDIR/fuzz-failures/`.
+//! `AGORA_FUZZ_WRITE_SEEDS=1` (re)writes the computed seeds into `fuzz/seeds/`.
+
+#[path = "../../fuzz/src/bodies.rs"]
+#[allow(dead_code)]
+mod bodies;
+
+use std::path::{Path, PathBuf};
+
+fn seeds_dir() -> PathBuf {
+    crate::common::repo_root().join("fuzz/seeds")
+}
+
+fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(seeds_dir().join(target)) {
+        for entry in entries.flatten() {
+            if let Ok(bytes) = std::fs::read(entry.path()) {
+                found.push((entry.file_name().to_string_lossy().into_owned(), bytes));
+            }
+        }
+    }
+    for (name, file, bytes) in bodies::generated_seeds() {
+        if name == target {
+            found.push((file.to_owned(), bytes));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Runs `body` on `input`; on a panic, keeps the input and fails with where it is.
+fn run(target: &str, label: &str, body: fn(&[u8]), input: &[u8]) {
+    if let Err(panic) = std::panic::catch_unwind(|| body(input)) {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-failures");
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(format!("{target}-{label}"));
+        let _ = std::fs::write(&path, input);
+        // Back to the default hook, so that this message is printed.
+        let _ = std::panic::take_hook();
+        panic!(
+            "fuzz target `{target}` failed on {label}: {message}\ninput kept in {} \
+             (replay: cargo fuzz run {target} {0})",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn fuzz_seeds_hold_for_every_target() {
+    if std::env::var("AGORA_FUZZ_WRITE_SEEDS").is_ok_and(|v| v == "1") {
+        for (target, file, bytes) in bodies::generated_seeds() {
+            let dir = seeds_dir().join(target);
+            std::fs::create_dir_all(&dir).expect("seed dir");
+            std::fs::write(dir.join(file), bytes).expect("seed");
+        }
+    }
+    for (target, body) in bodies::TARGETS {
+        let seeds = seeds(target);
+        assert!(
+            !seeds.is_empty(),
+            "no seeds for `{target}` in fuzz/seeds/{target}"
+        );
+        for (name, bytes) in &seeds {
+            run(target, name, body, bytes);
+        }
+    }
+}
+
+/// xorshift64*: the mutation loop is replayable from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Tokens worth splicing in, for text formats.
+const DICTIONARY: [&str; 16] = [
+    "\"",
+    "{",
+    "}",
+    "[",
+    "]",
+    "@context",
+    "@id",
+    "<http://127.0.0.1/>",
+    "alg",
+    "none",
+    "\n",
+    "9223372036854775807",
+    "-1",
+    "::ffff:127.0.0.1",
+    "SERVICE",
+    "\\u0000",
+];
+
+fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
+    let mut out = input.to_vec();
+    for _ in 0..=rng.below(4) {
+        let at = rng.below(out.len() + 1);
+        match rng.below(7) {
+            0 if !out.is_empty() => {
+                let i = rng.below(out.len());
+                out[i] ^= 1 << rng.below(8);
+            }
+            1 if !out.is_empty() => {
+                let i = rng.below(out.len());
+                out[i] = rng.next() as u8;
+            }
+            2 => out.insert(at, rng.next() as u8),
+            3 if !out.is_empty() => {
+                let end = (at + 1 + rng.below(16)).min(out.len());
+                out.drain(at.min(end)..end);
+            }
+            4 if !other.is_empty() => {
+                let from = rng.below(other.len());
+                let end = (from + 1 + rng.below(64)).min(other.len());
+                out.splice(at..at, other[from..end].iter().copied());
+            }
+            5 => {
+                let word = DICTIONARY[rng.below(DICTIONARY.len())].as_bytes();
+                out.splice(at..at, word.iter().copied());
+            }
+            _ if !out.is_empty() => {
+                let end = (at + 1 + rng.below(32)).min(out.len());
+                let copy = out[at.min(end)..end].to_vec();
+                out.splice(at..at, copy);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn fuzz_mutants_hold_for_every_target() {
+    let execs: usize = std::env::var("AGORA_FUZZ_EXECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let seed: u64 = std::env::var("AGORA_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed_1234);
+    let only = std::env::var("AGORA_FUZZ_TARGET").ok();
+    // Parquet decoding panics on some mutants by design of arrow-rs; `decode_fully` catches
+    // them, and the default hook would print each one.
+    std::panic::set_hook(Box::new(|_| {}));
+    for (target, body) in bodies::TARGETS {
+        if only.as_deref().is_some_and(|t| t != target) {
+            continue;
+        }
+        let seeds = seeds(target);
+        let mut rng = Rng(seed ^ target.len() as u64 ^ 0x9e37_79b9_7f4a_7c15);
+        let started = std::time::Instant::now();
+        for n in 0..execs {
+            let input = &seeds[rng.below(seeds.len())].1;
+            let other = &seeds[rng.below(seeds.len())].1;
+            let mutant = mutate(&mut rng, input, other);
+            run(target, &format!("mutant-{seed}-{n}"), body, &mutant);
+        }
+        eprintln!(
+            "fuzz {target}: {execs} mutants, seed {seed}, {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
