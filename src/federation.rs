@@ -114,6 +114,9 @@ pub struct PeerStatus {
 struct PeerState {
     status: PeerStatus,
     due: Instant,
+    /// A harvest of this peer is under way (each peer has its own thread, so a slow peer
+    /// never delays the others).
+    running: bool,
 }
 
 /// The federation of one node: its peers and the crawler's state.
@@ -199,7 +202,9 @@ impl Federation {
         peer.check()?;
         let status = {
             let mut peers = self.lock();
-            let state = PeerState::new(peer.clone(), Instant::now());
+            let mut state = PeerState::new(peer.clone(), Instant::now());
+            // A harvest under the old settings finishes first; the new one follows at once.
+            state.running = peers.get(&peer.id).is_some_and(|s| s.running);
             let status = state.status.clone();
             peers.insert(peer.id.clone(), state);
             status
@@ -242,19 +247,20 @@ impl Federation {
             .map(|_| ())
     }
 
-    fn run(&self) {
+    fn run(self: Arc<Self>) {
         loop {
             let due: Vec<PeerConfig> = {
                 let mut peers = self.lock();
                 let now = Instant::now();
                 let due: Vec<PeerConfig> = peers
                     .values()
-                    .filter(|s| s.due <= now)
+                    .filter(|s| s.due <= now && !s.running)
                     .map(|s| s.status.peer.clone())
                     .collect();
                 if due.is_empty() {
                     let next = peers
                         .values()
+                        .filter(|s| !s.running)
                         .map(|s| s.due)
                         .min()
                         .map(|d| d.saturating_duration_since(now))
@@ -267,16 +273,31 @@ impl Federation {
                     continue;
                 }
                 for peer in &due {
-                    // Not due again while this harvest runs.
                     if let Some(state) = peers.get_mut(&peer.id) {
-                        state.due = now + self.interval;
+                        state.running = true;
                     }
                 }
                 due
             };
             for peer in due {
-                let outcome = self.harvest(&peer);
-                self.record(&peer, outcome);
+                let federation = self.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("harvest-{}", peer.id))
+                    .spawn({
+                        let peer = peer.clone();
+                        move || {
+                            let outcome = federation.harvest(&peer);
+                            federation.record(&peer, outcome);
+                        }
+                    });
+                if let Err(error) = spawned {
+                    self.record(
+                        &peer,
+                        Err(CrawlError::Malformed(format!(
+                            "cannot start a harvest thread: {error}"
+                        ))),
+                    );
+                }
             }
         }
     }
@@ -286,6 +307,8 @@ impl Federation {
         let Some(state) = peers.get_mut(&peer.id) else {
             return;
         };
+        state.running = false;
+        self.wake.notify_all();
         if state.status.peer != *peer {
             // Changed while harvesting: the new settings are harvested at once.
             return;
@@ -442,6 +465,7 @@ impl PeerState {
                 failures: 0,
             },
             due,
+            running: false,
         }
     }
 }
@@ -882,6 +906,89 @@ mod tests {
         ] {
             assert!(PeerConfig::parse_flag(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_answer_over_16_mib_is_refused() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let size = MAX_RESPONSE_BYTES + (1 << 16);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
+                );
+                let chunk = vec![b' '; 1 << 16];
+                let mut sent = 0u64;
+                while sent < size && stream.write_all(&chunk).is_ok() {
+                    sent += chunk.len() as u64;
+                }
+            }
+        });
+        let url = format!("http://{address}/dsp/catalog/request");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let outcome = read_capped(&url, agent.get(&url).call());
+        assert!(
+            matches!(outcome, Err(CrawlError::TooLarge { .. })),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn a_peers_key_signs_only_for_the_peer_and_grants_no_role() {
+        use crate::identity::{Role, TokenValidator};
+        let dir = tempfile::tempdir().unwrap();
+        let peer_id = "urn:agora:node:b";
+        let issuer = DevIssuer::load_or_create(dir.path(), peer_id).unwrap();
+        let keys = PeerKeys::default();
+        keys.set(
+            issuer.issuer(),
+            PeerKey {
+                participant: peer_id.into(),
+                keys: parse_jwks(&json!({"keys": [issuer.public_jwk()]})).unwrap(),
+            },
+        );
+        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+        let validator =
+            TokenValidator::new("urn:agora:node:a", 30, clock.clone()).with_peer_keys(keys);
+        let token = |subject: &str| {
+            let request = TokenRequest {
+                subject: subject.into(),
+                roles: vec![Role::Admin],
+                claims: serde_json::Map::new(),
+                lifetime: Duration::from_secs(60),
+            };
+            issuer
+                .issue(&request, "urn:agora:node:a", clock.now())
+                .unwrap()
+        };
+        let principal = validator.validate(&token(peer_id)).unwrap();
+        assert_eq!(principal.subject, peer_id);
+        assert!(
+            !principal.has_role(Role::Admin),
+            "a peer grants itself no role here"
+        );
+        assert!(validator.validate(&token("mallory")).is_err());
+        // Another node's issuer is not trusted at all.
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = DevIssuer::load_or_create(other_dir.path(), "urn:agora:node:c").unwrap();
+        let request = TokenRequest {
+            subject: "urn:agora:node:c".into(),
+            roles: Vec::new(),
+            claims: serde_json::Map::new(),
+            lifetime: Duration::from_secs(60),
+        };
+        let foreign = other
+            .issue(&request, "urn:agora:node:a", clock.now())
+            .unwrap();
+        assert!(validator.validate(&foreign).is_err());
     }
 
     #[test]

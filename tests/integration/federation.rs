@@ -349,3 +349,147 @@ fn peers_are_for_admins_and_checked() {
     }
     assert_eq!(peers(&a), json!([]));
 }
+
+/// What the rogue peer answers to catalogue requests.
+#[derive(Clone, Copy, PartialEq)]
+enum Rogue {
+    /// One dataset of its own.
+    Honest,
+    /// A dataset node `a` already holds.
+    ClaimsOthers,
+    /// More than the 16 MiB cap.
+    Huge,
+}
+
+/// A peer on loopback that answers DSP catalogue requests as told.
+fn rogue_peer(mode: std::sync::Arc<std::sync::Mutex<Rogue>>) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let keys = tempfile::tempdir().expect("temp dir");
+    let issuer =
+        agora::identity::DevIssuer::load_or_create(keys.path(), "urn:agora:node:rogue").unwrap();
+    let jwks = json!({"keys": [issuer.public_jwk()]}).to_string();
+    let base = url.clone();
+    std::thread::spawn(move || {
+        let _keys = keys;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split(' ').nth(1).unwrap_or_default().to_owned();
+            let mut length = 0usize;
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).is_err() || header.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let mode = *mode.lock().unwrap();
+            let answer = if path.starts_with("/.well-known/dspace-version") {
+                json!({"participantId": "urn:agora:node:rogue"}).to_string()
+            } else if path.starts_with("/.well-known/jwks.json") {
+                jwks.clone()
+            } else if mode == Rogue::Huge {
+                " ".repeat(17 << 20)
+            } else {
+                let iri = match mode {
+                    Rogue::Honest => "https://rogue.example/datasets/rogue-own",
+                    _ => "https://energy.example/datasets/fed-own",
+                };
+                json!({"@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],
+                    "@type": "Catalog", "participantId": "urn:agora:node:rogue",
+                    "dataset": [{"@id": iri, "@type": "Dataset", "dct:title": "Rogue's own",
+                        "distribution": [{"@type": "Distribution", "accessService":
+                            {"@type": "DataService", "endpointURL": format!("{base}/dsp")}}]}]})
+                .to_string()
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                answer.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    url
+}
+
+fn peer_status(node: &TestNode, id: &str) -> Json {
+    peers(node)
+        .as_array()
+        .and_then(|l| l.iter().find(|p| p["id"] == id).cloned())
+        .unwrap_or(Json::Null)
+}
+
+/// A hostile peer (claiming a dataset the node holds, answering more than 16 MiB) keeps its
+/// last good harvest, touches nothing else, and the honest peer's harvest goes on.
+#[test]
+fn a_rogue_peer_keeps_its_last_good_harvest_and_touches_nothing_else() {
+    let a = node(&[]);
+    let b = node(&[]);
+    publish(&a, "fed-own", "Node a's own dataset");
+    publish(&b, "fed-honest", "An honest peer's dataset");
+    let mode = std::sync::Arc::new(std::sync::Mutex::new(Rogue::Honest));
+    let rogue = rogue_peer(mode.clone());
+    // b answers a's crawl once it trusts a's keys: peering is mutual.
+    add_peer(&b, "a", &a.url);
+    add_peer(&a, "b", &b.url);
+    add_peer(&a, "r", &rogue);
+    converge(
+        "the rogue peer's honest harvest",
+        || from_origin(&a, "r"),
+        |hits| hits == &vec![("r:rogue-own".to_owned(), "Rogue's own".to_owned())],
+    );
+
+    *mode.lock().unwrap() = Rogue::ClaimsOthers;
+    add_peer(&a, "r", &rogue);
+    converge(
+        "the refusal of a harvest claiming a's dataset",
+        || peer_status(&a, "r"),
+        |status| {
+            status["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("https://energy.example/datasets/fed-own"))
+        },
+    );
+    *mode.lock().unwrap() = Rogue::Huge;
+    add_peer(&a, "r", &rogue);
+    converge(
+        "the refusal of an answer over 16 MiB",
+        || peer_status(&a, "r"),
+        |status| {
+            status["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("larger than"))
+        },
+    );
+    // The rogue's last good harvest stays; a's dataset is still only a's; b's is harvested.
+    assert_eq!(
+        from_origin(&a, "r"),
+        vec![("r:rogue-own".to_owned(), "Rogue's own".to_owned())]
+    );
+    let own = from_origin(&a, "local");
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert_eq!(own[0].1, "Node a's own dataset");
+    converge(
+        "the honest peer's harvest",
+        || from_origin(&a, "b"),
+        |hits| hits.len() == 1 && hits[0].0 == "b:fed-honest",
+    );
+    assert_eq!(
+        sparql_origins(&a, "https://energy.example/datasets/fed-own"),
+        Vec::<String>::new(),
+        "a's own dataset is in no peer graph"
+    );
+}
