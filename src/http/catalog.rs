@@ -289,7 +289,13 @@ fn negotiate(request: &HttpRequest, format: Option<&str>) -> Result<Representati
 #[utoipa::path(get, path = "/api/datasets/{id}", tag = "catalogue",
     params(("id" = String, Path, description = "Dataset id"), FormatParam),
     responses(
-        (status = 200, description = "The dataset in the negotiated syntax", content_type = "application/ld+json"),
+        (status = 200, description = "The dataset in the negotiated syntax (`Accept` or `?format=`)", content(
+            (serde_json::Value = "application/ld+json"),
+            (String = "text/turtle"),
+            (String = "application/n-triples"),
+            (String = "application/rdf+xml"),
+            (String = "text/html"),
+        )),
         (status = 404, description = "No such dataset", body = Problem, content_type = "application/problem+json"),
         (status = 406, description = "No acceptable syntax", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -425,7 +431,12 @@ pub struct CatalogParams {
 #[utoipa::path(get, path = "/catalog", tag = "catalogue",
     params(CatalogParams),
     responses(
-        (status = 200, description = "A page of the catalogue", content_type = "application/ld+json"),
+        (status = 200, description = "A page of the catalogue in the negotiated syntax (`Accept` or `?format=`)", content(
+            (serde_json::Value = "application/ld+json"),
+            (String = "text/turtle"),
+            (String = "application/n-triples"),
+            (String = "application/rdf+xml"),
+        )),
         (status = 406, description = "No acceptable syntax", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn catalog_page(
