@@ -40,6 +40,8 @@ mod federation;
 mod flight;
 #[path = "integration/fuzz_seeds.rs"]
 mod fuzz_seeds;
+#[path = "integration/hardening.rs"]
+mod hardening;
 #[path = "integration/hostile.rs"]
 mod hostile;
 #[path = "integration/hostile_data.rs"]

@@ -94,9 +94,37 @@ impl ApiError {
         )
     }
 
-    /// `500 internal`: the node's fault. The detail is logged, not sent.
+    /// `500 internal`: the node's fault. The detail is logged, not sent. Two storage faults
+    /// are the operator's to fix, not bugs, and clients should retry rather than give up: a
+    /// full disk is `507 insufficient-storage` and a read-only one `503 storage-read-only`,
+    /// both with `Retry-After` (matrix R40). They are recognised by the OS error text, because
+    /// RocksDB and tantivy hand them up as strings.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %detail, "internal error");
+        let text = detail.to_string();
+        if text.contains("No space left on device")
+            || text.contains("os error 28")
+            || text.contains("Disk quota exceeded")
+        {
+            tracing::error!(error = %text, "storage full");
+            return Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient-storage",
+                "Insufficient storage",
+                "the node's storage is full, so nothing was written; try again once the operator has freed space",
+            )
+            .with_retry_after(60);
+        }
+        if text.contains("Read-only file system") || text.contains("os error 30") {
+            tracing::error!(error = %text, "storage read-only");
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage-read-only",
+                "Service unavailable",
+                "the node's storage is read-only, so nothing was written; try again later",
+            )
+            .with_retry_after(60);
+        }
+        tracing::error!(error = %text, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",

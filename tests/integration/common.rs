@@ -90,6 +90,19 @@ impl TestNode {
         }
     }
 
+    /// Starts a node on a data directory the test owns (e.g. on a file system it mounted).
+    pub fn start_in(data_dir: &Path, options: Options) -> Self {
+        let (child, url, lines) = spawn(data_dir, &options);
+        Self {
+            url,
+            data_dir: data_dir.to_path_buf(),
+            _temp: None,
+            child,
+            options,
+            stdout_lines: lines,
+        }
+    }
+
     /// Kills the process with SIGKILL (no shutdown code runs) and starts it again on the
     /// same data directory.
     pub fn kill9_and_restart(&mut self) {
