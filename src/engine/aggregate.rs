@@ -299,13 +299,16 @@ pub async fn aggregate(
         view = view.sort(sorted).map_err(internal)?;
     }
     let view = view.limit(0, Some(MAX_CELLS + 1)).map_err(internal)?;
-    let batches = view.collect().await.map_err(|error| match error {
+    let batches =
+        super::enforce::collect(view).await.map_err(|error| {
+            match error {
         DataFusionError::ResourcesExhausted(_) => EngineError::BadRequest(
             "the grouping makes too many groups to aggregate; group by fewer or coarser columns"
                 .into(),
         ),
         other => EngineError::Source(format!("the dataset's files cannot be read: {other}")),
-    })?;
+    }
+        })?;
     let mut cells = Vec::new();
     for batch in &batches {
         let counts = batch

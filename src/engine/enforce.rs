@@ -437,10 +437,71 @@ pub(crate) fn filtered(
 }
 
 /// Executes a view as a stream of record batches.
+///
+/// The stream is guarded: a panic while decoding (arrow-rs still panics on some malformed
+/// Parquet, SECURITY.md §9) ends this stream with an error instead of unwinding through the
+/// HTTP or gRPC worker, for files the child validator never saw (object storage) or that
+/// changed after it did.
 pub async fn execute(view: DataFrame) -> Result<SendableRecordBatchStream, EngineError> {
-    view.execute_stream()
+    let inner = view
+        .execute_stream()
         .await
-        .map_err(|e| EngineError::Source(format!("the dataset's files cannot be read: {e}")))
+        .map_err(|e| EngineError::Source(format!("the dataset's files cannot be read: {e}")))?;
+    Ok(Box::pin(PanicGuard {
+        schema: inner.schema(),
+        inner: Some(inner),
+    }))
+}
+
+/// Collects a view (an aggregate's few rows) with the same guard as [`execute`].
+pub async fn collect(
+    view: DataFrame,
+) -> Result<Vec<datafusion::arrow::array::RecordBatch>, datafusion::common::DataFusionError> {
+    use futures_util::FutureExt as _;
+    std::panic::AssertUnwindSafe(view.collect())
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(decoder_panicked()))
+}
+
+fn decoder_panicked() -> datafusion::common::DataFusionError {
+    datafusion::common::DataFusionError::Execution(
+        "the Parquet decoder failed on a damaged file".into(),
+    )
+}
+
+/// A record-batch stream that turns a panic of the stream it wraps into an error, then ends.
+struct PanicGuard {
+    schema: SchemaRef,
+    inner: Option<SendableRecordBatchStream>,
+}
+
+impl futures_util::Stream for PanicGuard {
+    type Item = datafusion::common::Result<datafusion::arrow::array::RecordBatch>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use futures_util::StreamExt as _;
+        let Some(inner) = self.inner.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll_next_unpin(cx))) {
+            Ok(poll) => poll,
+            Err(_) => {
+                tracing::error!("a data-plane stream panicked while decoding; it was ended");
+                self.inner = None;
+                std::task::Poll::Ready(Some(Err(decoder_panicked())))
+            }
+        }
+    }
+}
+
+impl datafusion::physical_plan::RecordBatchStream for PanicGuard {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
 }
 
 pub(crate) fn internal(error: datafusion::common::DataFusionError) -> EngineError {
@@ -458,6 +519,31 @@ mod tests {
         assert_ne!(a, b);
         assert_ne!(hmac_sha256(&a, b"P00000042"), hmac_sha256(&b, b"P00000042"));
         assert_eq!(hmac_sha256(&a, b"x"), hmac_sha256(&a, b"x"));
+    }
+
+    #[test]
+    fn a_panicking_decoder_ends_the_stream_with_an_error() {
+        use datafusion::arrow::datatypes::{Field, Schema};
+        use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+        use futures_util::StreamExt as _;
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let panicking = futures_util::stream::poll_fn(
+            |_| -> std::task::Poll<Option<datafusion::common::Result<_>>> {
+                panic!("column start and length should not be negative")
+            },
+        );
+        let mut guarded = PanicGuard {
+            schema: schema.clone(),
+            inner: Some(Box::pin(RecordBatchStreamAdapter::new(schema, panicking))),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let first = guarded.next().await.unwrap().unwrap_err().to_string();
+            assert!(first.contains("damaged file"), "{first}");
+            assert!(guarded.next().await.is_none());
+        });
     }
 
     #[test]
