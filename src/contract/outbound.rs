@@ -127,6 +127,9 @@ fn is_internal(ip: IpAddr) -> bool {
                 || v4.is_private()
                 || v4.is_link_local()
                 || v4.is_unspecified()
+                // 0.0.0.0/8, "this network" (RFC 6890): never a peer, and Linux ≥ 5.3 may
+                // route it locally (found by the `url_policy` fuzz target: 0.0.0.1 passed).
+                || v4.octets()[0] == 0
                 || v4.is_broadcast()
                 || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64
         }
@@ -210,6 +213,7 @@ mod tests {
             "http://169.254.169.254/latest",
             "http://[::1]:80/cb",
             "http://[::ffff:127.0.0.1]/cb",
+            "http://0.0.0.1:8080/cb",
             "file:///etc/passwd",
             "http://user:pw@example.org/cb",
             "gopher://example.org/",
