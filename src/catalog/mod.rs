@@ -1129,8 +1129,7 @@ impl Catalog {
             }
             self.index.apply(&[], &removed)?;
         }
-        let keys: Vec<String> = indexed.into_keys().collect();
-        self.reconcile_peers(&keys)
+        self.reconcile_peers(&indexed)
     }
 }
 

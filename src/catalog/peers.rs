@@ -14,6 +14,7 @@ use oxigraph::model::vocab::rdf;
 use oxigraph::model::{
     Graph, GraphNameRef, NamedNode, NamedNodeRef, NamedOrBlankNodeRef, Term, TermRef,
 };
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
 /// Prefix of the peers' graph names.
@@ -190,24 +191,37 @@ impl Catalog {
         Ok(keys)
     }
 
-    /// Re-indexes every harvested dataset from the peer graphs (at start: the index is
-    /// derived, and a crash between a harvest and its index commit heals here); `indexed` are
-    /// the keys in the index, of which harvested ones (with a `:`) no peer graph lists go.
-    pub(super) fn reconcile_peers(&self, indexed: &[String]) -> Result<()> {
-        let mut summaries = Vec::new();
+    /// Re-indexes the harvested datasets whose index entry disagrees with the peer graphs (at
+    /// start: the index is derived, and a crash between a harvest and its index commit heals
+    /// here); `indexed` maps the index's keys to their `modified`, and harvested keys (with a
+    /// `:`) that no peer graph lists are removed.
+    pub(super) fn reconcile_peers(&self, indexed: &HashMap<String, String>) -> Result<()> {
+        let mut stale = Vec::new();
+        let mut present = HashSet::new();
         for peer in self.harvested_peers()? {
             let graph = self.graph(peer_graph(&peer).as_ref())?;
-            summaries.extend(summaries_of(&peer, &graph));
+            for summary in summaries_of(&peer, &graph) {
+                present.insert(summary.id.clone());
+                if indexed.get(&summary.id) != Some(&summary.modified) {
+                    stale.push(summary);
+                }
+            }
         }
-        let present: std::collections::HashSet<&str> =
-            summaries.iter().map(|s| s.id.as_str()).collect();
         let removed: Vec<String> = indexed
-            .iter()
+            .keys()
             .filter(|key| key.contains(':') && !present.contains(key.as_str()))
             .cloned()
             .collect();
-        if !summaries.is_empty() || !removed.is_empty() {
-            self.index.apply(&summaries, &removed)?;
+        if !stale.is_empty() || !removed.is_empty() {
+            tracing::info!(
+                reindexed = stale.len(),
+                removed = removed.len(),
+                "harvested datasets reconciled with the search index"
+            );
+            for chunk in stale.chunks(1000) {
+                self.index.apply(chunk, &[])?;
+            }
+            self.index.apply(&[], &removed)?;
         }
         Ok(())
     }

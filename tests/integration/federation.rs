@@ -319,6 +319,20 @@ fn three_nodes_converge_survive_a_peer_going_down_and_negotiate_with_the_origin(
         .unwrap()
         .clone();
     assert_eq!(b_status["participant"], b.node_id(), "{b_status}");
+
+    // The harvest is stored: a restarted a serves it before any new crawl could finish, and
+    // remembers the peers added through the API.
+    let mut a = a;
+    a.kill9_and_restart();
+    assert_eq!(from_origin(&a, "b").len(), 2);
+    assert_eq!(from_origin(&a, "c").len(), 0);
+    let ids: Vec<Json> = peers(&a)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!("b"), json!("c")]);
 }
 
 /// Only admins manage peers; a bad peer is refused with a sentence.
