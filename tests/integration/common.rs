@@ -225,8 +225,16 @@ impl Drop for TestNode {
     }
 }
 
+/// The `agora` binary the nodes run: Cargo's, or `AGORA_TEST_BIN` — a private copy, so that a
+/// long soak is not broken by a concurrent build relinking the shared one.
+pub fn agora_binary() -> PathBuf {
+    std::env::var_os("AGORA_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_agora")))
+}
+
 fn spawn(data_dir: &Path, options: &Options) -> (Child, String, Vec<String>) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_agora"));
+    let mut command = Command::new(agora_binary());
     command
         .arg("serve")
         .arg("--data-dir")

@@ -6,6 +6,7 @@
 //!
 //! The CI run does `AGORA_CRASH_CYCLES` cycles (default 25, a few minutes on two cores);
 //! `AGORA_SOAK=1` runs the matrix's 200. `AGORA_CRASH_SEED` replays a run (the seed is printed).
+//! For a soak on a machine where others build, point `AGORA_TEST_BIN` at a copy of `agora`.
 
 use crate::common::{TestNode, agent, fixture};
 use agora::identity::Role;
@@ -175,7 +176,7 @@ fn validate_catalog(data_dir: &Path) {
 
 /// `agora audit verify`: the number of entries, or the verifier's complaint.
 fn audit_entries(data_dir: &Path) -> u64 {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_agora"))
+    let output = std::process::Command::new(crate::common::agora_binary())
         .args(["audit", "verify", "--data-dir"])
         .arg(data_dir)
         .output()
