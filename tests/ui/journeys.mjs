@@ -61,6 +61,9 @@ async function capture(page, name) {
   for (const [width, height] of [[1280, 900], [390, 844]]) {
     await page.setViewportSize({ width, height });
     await page.screenshot({ path: join(shots, `${name}-${width}.png`), fullPage: true });
+    // Nothing may push the page wider than the screen (a phone would scroll sideways).
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    if (wide > width) throw new Error(`${name} is ${wide} px wide at a ${width} px viewport`);
   }
   await page.setViewportSize({ width: 1280, height: 900 });
 }

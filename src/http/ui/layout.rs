@@ -57,7 +57,7 @@ nav.main a{padding:.25rem 0;border-bottom:2px solid transparent}nav.main a[aria-
 main{max-width:76rem;margin:0 auto;padding:1.5rem 1rem 3rem}
 h1{font-size:1.75rem;margin:.25rem 0 1rem;line-height:1.25}h2{font-size:1.25rem;margin:2rem 0 .75rem}h3{font-size:1.05rem;margin:1rem 0 .5rem}
 .muted{color:var(--muted)}.small{font-size:.875rem}
-.layout{display:grid;grid-template-columns:16rem 1fr;gap:2rem}
+.layout{display:grid;grid-template-columns:16rem 1fr;gap:2rem}.layout>*{min-width:0}
 .card{border:1px solid var(--line);border-radius:6px;padding:1rem;background:#fff}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(14rem,1fr));gap:1rem;margin:1rem 0 1.5rem}
 .pool{border-top:4px solid var(--brand)}.pool h3{margin-top:0}.pool .count{font-size:1.5rem;font-weight:700}
@@ -80,7 +80,7 @@ button.secondary,.button.secondary{background:#fff;color:var(--brand)}button.dan
 .notice.ok{border-color:var(--ok)}.notice.bad{border-color:var(--bad)}.notice.warn{border-color:var(--warn)}
 dl.meta{display:grid;grid-template-columns:12rem 1fr;gap:.4rem 1rem;margin:0}dl.meta dt{font-weight:600;color:var(--muted)}dl.meta dd{margin:0;overflow-wrap:anywhere}
 @media (max-width:600px){dl.meta{grid-template-columns:1fr}dl.meta dd{margin-bottom:.5rem}}
-table{border-collapse:collapse;width:100%;font-size:.9rem}th,td{border:1px solid var(--line);padding:.4rem .6rem;text-align:left;vertical-align:top;overflow-wrap:break-word}th{background:var(--bg)}
+table{border-collapse:collapse;width:100%;font-size:.9rem}th,td{border:1px solid var(--line);padding:.4rem .6rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}th{background:var(--bg)}
 @media (max-width:600px){table.stack thead{position:absolute;left:-9999px}table.stack tr{display:block;border:1px solid var(--line);border-radius:6px;margin:0 0 .75rem}table.stack td{display:block;border:0;border-bottom:1px solid var(--line);overflow-wrap:anywhere}table.stack td:last-child{border-bottom:0}table.stack td::before{content:attr(data-label);display:block;font-weight:600;color:var(--muted);font-size:.8rem}}
 .table-wrap{overflow-x:auto}
 .policy{list-style:none;padding:0;margin:.5rem 0}.policy li{background:var(--bg);border:1px solid var(--line);border-radius:6px;padding:.75rem 1rem;margin:.5rem 0;font-weight:600}
@@ -88,7 +88,7 @@ pre.snippet{background:#0d1117;color:#e6edf3;padding:1rem;border-radius:6px;over
 .state{font-weight:700}.state.FINALIZED{color:var(--ok)}.state.TERMINATED{color:var(--bad)}.state.REQUESTED,.state.OFFERED,.state.ACCEPTED,.state.AGREED,.state.VERIFIED{color:var(--warn)}
 .pager{display:flex;gap:1rem;align-items:center;margin-top:1rem}
 .row{display:flex;gap:.5rem;flex-wrap:wrap;align-items:center}
-.cm-sparql{border:1px solid #8c959f;border-radius:4px;min-height:12rem;font-size:.9rem}
+.cm-sparql{border:1px solid #8c959f;border-radius:4px;min-height:12rem;font-size:.9rem;max-width:100%;overflow:hidden}.cm-sparql .cm-scroller{overflow-x:auto}
 footer{border-top:1px solid var(--line);color:var(--muted);font-size:.85rem}footer div{max-width:76rem;margin:0 auto;padding:1rem}
 .narrow-only{display:none}
 @media (max-width:800px){.layout{grid-template-columns:1fr}.who{margin-left:0}.layout>aside.facets{order:2}.cards{grid-template-columns:repeat(3,1fr);gap:.5rem}.pool{padding:.6rem}.pool .about{display:none}.pool .count{font-size:1.2rem;margin:.25rem 0 0}.narrow-only{display:inline}}
