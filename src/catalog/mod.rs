@@ -782,7 +782,8 @@ impl Catalog {
         Ok(found)
     }
 
-    /// The public description of dataset `id`.
+    /// The public description of dataset `id`, local or harvested (`{peer}:{id}`: what the
+    /// peer's catalogue said of it).
     pub fn describe(&self, id: &str) -> Result<Graph> {
         let name = is_valid_id(id).then(|| local_graph(id));
         match name {
@@ -791,7 +792,13 @@ impl Catalog {
                 vocab::enrich(&mut graph, &self.vocabularies);
                 Ok(graph)
             }
-            _ => Err(CatalogError::NotFound { id: id.into() }),
+            _ => match self.describe_harvested(id)? {
+                Some(mut graph) => {
+                    vocab::enrich(&mut graph, &self.vocabularies);
+                    Ok(graph)
+                }
+                None => Err(CatalogError::NotFound { id: id.into() }),
+            },
         }
     }
 

@@ -171,6 +171,26 @@ impl Catalog {
         Ok(None)
     }
 
+    /// What the harvest of its origin says of the harvested dataset `{peer}:{id}`: the
+    /// dataset's own statements in the peer graph.
+    pub(super) fn describe_harvested(&self, name: &str) -> Result<Option<Graph>> {
+        let Some(found) = self.peer_dataset(name)? else {
+            return Ok(None);
+        };
+        let graph = peer_graph(&found.peer);
+        let iri = NamedNode::new_unchecked(found.iri);
+        let mut out = Graph::new();
+        for quad in self.store.quads_for_pattern(
+            Some(NamedOrBlankNodeRef::from(iri.as_ref())),
+            None,
+            None,
+            Some(GraphNameRef::from(graph.as_ref())),
+        ) {
+            out.insert(&oxigraph::model::Triple::from(quad?));
+        }
+        Ok(Some(out))
+    }
+
     /// The index keys of the datasets currently in the peer graph `name`.
     fn peer_keys(&self, name: NamedNodeRef<'_>) -> Result<Vec<String>> {
         let peer = name

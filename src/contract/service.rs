@@ -1624,7 +1624,18 @@ impl Contracts {
             expand_purpose(purpose)?;
         }
         match request.provider.clone() {
-            None => self.negotiate_locally(principal, request),
+            None => match self.catalog.peer_dataset(&request.dataset)? {
+                // A harvested dataset (`{peer}:{id}`) is negotiated with its origin node.
+                Some(origin) => {
+                    let provider = format!("{}/dsp", origin.url);
+                    let request = NegotiationRequest {
+                        dataset: origin.iri,
+                        ..request
+                    };
+                    self.negotiate_remotely(principal, request, &provider)
+                }
+                None => self.negotiate_locally(principal, request),
+            },
             Some(provider) => self.negotiate_remotely(principal, request, &provider),
         }
     }

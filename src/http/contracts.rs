@@ -166,19 +166,8 @@ pub async fn negotiate(
         ))
     })?;
     let contracts = node.contracts.clone();
-    let catalog = node.catalog.clone();
     let principal = caller.0;
     let (record, agreement) = run(move || {
-        // A harvested dataset (`{peer}:{id}`) is negotiated with its origin node.
-        let mut request = request;
-        if request.provider.is_none()
-            && let Some(origin) = catalog
-                .peer_dataset(&request.dataset)
-                .map_err(|e| crate::contract::ContractError::Internal(e.to_string()))?
-        {
-            request.provider = Some(format!("{}/dsp", origin.url));
-            request.dataset = origin.iri;
-        }
         let record = contracts.negotiate(&principal, request)?;
         let agreement = match (&record.agreement, record.state) {
             (Some(id), NegotiationState::Finalized) => {

@@ -275,6 +275,15 @@ fn three_nodes_converge_survive_a_peer_going_down_and_negotiate_with_the_origin(
         );
     }
 
+    // A harvested dataset reads like a local one, as its origin described it.
+    let described = a.get("/api/datasets/b:fed-two", &[("Accept", "text/turtle")]);
+    assert_eq!(described.status, 200, "{}", described.text());
+    assert!(
+        described.text().contains("Substation outages"),
+        "{}",
+        described.text()
+    );
+
     // A researcher on a negotiates a harvested dataset: the negotiation goes to b. b trusts a's
     // token once it has read a's keys (its own crawl of a).
     converge(
