@@ -3,8 +3,7 @@
 //! withheld cell can be recovered by subtraction along any line of the table; pseudonymised
 //! columns, minima, maxima and filters that would enable differencing are refused.
 
-use super::common::{Options, TestNode};
-use super::dataplane::{bearer, pull_rights};
+use super::common::{Options, TestNode, bearer, pull_rights};
 use datafusion::arrow::array::{Array, BooleanArray, Float64Array, Int64Array, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value as Json;

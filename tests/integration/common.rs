@@ -394,3 +394,56 @@ pub fn parse_graph(body: &[u8], format: oxigraph::io::RdfFormat) -> oxigraph::mo
     }
     graph
 }
+
+/// The `Authorization` value of a bearer token.
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// A researcher's token with the claims the demo policies test (an EU university).
+pub fn researcher(node: &TestNode, sub: &str) -> String {
+    node.token(
+        sub,
+        Role::Researcher,
+        &[("country", "DE"), ("org_type", "university")],
+    )
+}
+
+/// Negotiates `dataset` for `sub` and starts a transfer: (agreement, transfer, data token).
+pub fn pull_rights(node: &TestNode, sub: &str, dataset: &str) -> (String, String, String) {
+    let token = researcher(node, sub);
+    let agreed = node.send(
+        "POST",
+        "/api/negotiations",
+        &[
+            ("Authorization", &bearer(&token)),
+            ("Content-Type", "application/json"),
+        ],
+        serde_json::json!({"dataset": dataset, "purpose": "dpv:AcademicResearch"})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(agreed.status, 201, "{}", agreed.text());
+    let agreement = agreed.json()["agreement"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let started = node.send(
+        "POST",
+        "/api/transfers",
+        &[
+            ("Authorization", &bearer(&token)),
+            ("Content-Type", "application/json"),
+        ],
+        serde_json::json!({"agreement": agreement})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(started.status, 201, "{}", started.text());
+    let body = started.json();
+    (
+        agreement,
+        body["id"].as_str().unwrap().to_owned(),
+        body["token"].as_str().unwrap().to_owned(),
+    )
+}

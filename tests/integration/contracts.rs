@@ -4,15 +4,11 @@
 //! expiry ending transfers, state surviving `kill -9`, two real nodes negotiating over DSP, and
 //! hostile input on every contract endpoint.
 
-use super::common::{Options, Response, TestNode, fixture};
+use super::common::{Options, Response, TestNode, bearer, fixture};
 use super::dsp_peer::{CONTEXT, Peer, Provider, approval_policy};
 use agora::identity::Role;
 use serde_json::{Value as Json, json};
 use std::time::{Duration, Instant};
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
 
 fn negotiate(node: &TestNode, token: &str, body: Json) -> Response {
     node.send(

@@ -8,7 +8,7 @@
 //! `AGORA_SOAK=1` runs the matrix's 200. `AGORA_CRASH_SEED` replays a run (the seed is printed).
 //! For a soak on a machine where others build, point `AGORA_TEST_BIN` at a copy of `agora`.
 
-use crate::common::{TestNode, agent, fixture};
+use crate::common::{TestNode, agent, bearer, fixture};
 use agora::identity::Role;
 use serde_json::{Value as Json, json};
 use std::collections::HashMap;
@@ -45,10 +45,6 @@ impl Rng {
     fn between(&mut self, low: u64, high: u64) -> u64 {
         low + self.next() % (high - low + 1)
     }
-}
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
 }
 
 /// One request; `None` when the node was not there to answer (killed mid-exchange), which

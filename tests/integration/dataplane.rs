@@ -4,62 +4,13 @@
 //! agreement, consumer narrowing that cannot widen the view, and tokens that open only their
 //! own agreement while its transfer runs.
 
-use super::common::{Options, Response, TestNode};
+use super::common::{Options, Response, TestNode, bearer, pull_rights, researcher};
 use agora::identity::Role;
 use datafusion::arrow::array::{Array, BooleanArray, Date32Array, RecordBatch, StringArray};
 use datafusion::arrow::ipc::reader::StreamReader;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value as Json, json};
 use std::collections::HashSet;
-
-pub(super) fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
-
-pub(super) fn researcher(node: &TestNode, sub: &str) -> String {
-    node.token(
-        sub,
-        Role::Researcher,
-        &[("country", "DE"), ("org_type", "university")],
-    )
-}
-
-/// Negotiates `dataset` for `sub` and starts a transfer: (agreement, transfer, data token).
-pub(super) fn pull_rights(node: &TestNode, sub: &str, dataset: &str) -> (String, String, String) {
-    let token = researcher(node, sub);
-    let agreed = node.send(
-        "POST",
-        "/api/negotiations",
-        &[
-            ("Authorization", &bearer(&token)),
-            ("Content-Type", "application/json"),
-        ],
-        json!({"dataset": dataset, "purpose": "dpv:AcademicResearch"})
-            .to_string()
-            .as_bytes(),
-    );
-    assert_eq!(agreed.status, 201, "{}", agreed.text());
-    let agreement = agreed.json()["agreement"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let started = node.send(
-        "POST",
-        "/api/transfers",
-        &[
-            ("Authorization", &bearer(&token)),
-            ("Content-Type", "application/json"),
-        ],
-        json!({"agreement": agreement}).to_string().as_bytes(),
-    );
-    assert_eq!(started.status, 201, "{}", started.text());
-    let body = started.json();
-    (
-        agreement,
-        body["id"].as_str().unwrap().to_owned(),
-        body["token"].as_str().unwrap().to_owned(),
-    )
-}
 
 fn pull(node: &TestNode, agreement: &str, token: &str, query: &str) -> Response {
     node.get(

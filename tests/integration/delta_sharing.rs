@@ -2,55 +2,12 @@
 //! agreement on the demo node's health pool through `/delta-sharing/`, with the profile file
 //! the node generates; file URLs are node-signed and expire, and a foreign token is refused.
 
-use super::common::{Options, TestNode, repo_root};
+use super::common::{Options, TestNode, bearer, pull_rights, repo_root};
 use agora::engine::enforce::{agreement_key, hmac_sha256};
-use agora::identity::Role;
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde_json::{Value as Json, json};
 use std::path::PathBuf;
 use std::process::Command;
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
-
-/// Negotiates `dataset` for `sub` and starts a transfer: (agreement, data-plane token).
-fn pull_rights(node: &TestNode, sub: &str, dataset: &str) -> (String, String) {
-    let token = node.token(
-        sub,
-        Role::Researcher,
-        &[("country", "DE"), ("org_type", "university")],
-    );
-    let headers = [
-        ("Authorization", bearer(&token)),
-        ("Content-Type", "application/json".to_owned()),
-    ];
-    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let agreed = node.send(
-        "POST",
-        "/api/negotiations",
-        &headers,
-        json!({"dataset": dataset, "purpose": "dpv:AcademicResearch"})
-            .to_string()
-            .as_bytes(),
-    );
-    assert_eq!(agreed.status, 201, "{}", agreed.text());
-    let agreement = agreed.json()["agreement"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let started = node.send(
-        "POST",
-        "/api/transfers",
-        &headers,
-        json!({"agreement": agreement}).to_string().as_bytes(),
-    );
-    assert_eq!(started.status, 201, "{}", started.text());
-    (
-        agreement,
-        started.json()["token"].as_str().unwrap().to_owned(),
-    )
-}
 
 /// The Python of the delta-sharing venv (`AGORA_DELTA_PYTHON`, or the one scripts/setup.sh
 /// makes), or a skip line.
@@ -111,7 +68,7 @@ fn the_official_client_reads_the_enforced_view() {
         demo: true,
         ..Options::default()
     });
-    let (agreement, token) = pull_rights(&node, "delta-reader", "health");
+    let (agreement, _, token) = pull_rights(&node, "delta-reader", "health");
     let auth = bearer(&token);
 
     // The profile the node writes for the token.

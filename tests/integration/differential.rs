@@ -7,8 +7,7 @@
 //! does not depend on the order files are read in. Flight and Delta Sharing are compared with the
 //! Arrow stream in their own tests.
 
-use super::common::{Options, TestNode};
-use super::dataplane::{bearer, pull_rights};
+use super::common::{Options, TestNode, bearer, pull_rights};
 use agora::engine::enforce::{agreement_key, hmac_sha256};
 use chrono::Datelike as _;
 use datafusion::arrow::array::{

@@ -5,7 +5,7 @@
 //! its origin node. Every wait polls with a deadline derived from the crawl period (a guard
 //! against hanging, not a performance assertion).
 
-use super::common::{Options, Response, TestNode, fixture};
+use super::common::{Options, Response, TestNode, bearer, fixture};
 use agora::identity::Role;
 use serde_json::{Value as Json, json};
 use std::time::{Duration, Instant};
@@ -32,10 +32,6 @@ fn node(extra: &[String]) -> TestNode {
         args,
         ..Options::default()
     })
-}
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
 }
 
 fn add_peer(node: &TestNode, id: &str, url: &str) {

@@ -3,7 +3,7 @@
 //! to arrow-flight's Rust client and to pyarrow.flight alike; tokens open only their own
 //! agreement, an expired or missing token is refused, and each segment is audited.
 
-use super::common::{Options, TestNode};
+use super::common::{Options, TestNode, bearer, pull_rights};
 use agora::identity::{DevIssuer, TokenRequest};
 use arrow_flight::{FlightClient, FlightDescriptor, FlightInfo, Ticket};
 use datafusion::arrow::array::RecordBatch;
@@ -16,56 +16,12 @@ use std::process::Command;
 use std::time::Duration;
 use tonic::Code;
 
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
-
 fn flight_node() -> TestNode {
     TestNode::start(Options {
         demo: true,
         args: vec!["--flight-bind".into(), "127.0.0.1:0".into()],
         ..Options::default()
     })
-}
-
-/// Negotiates `dataset` for `sub` and starts a transfer: (agreement, transfer, data token).
-fn pull_rights(node: &TestNode, sub: &str, dataset: &str) -> (String, String, String) {
-    let token = node.token(
-        sub,
-        agora::identity::Role::Researcher,
-        &[("country", "DE"), ("org_type", "university")],
-    );
-    let headers = [
-        ("Authorization", bearer(&token)),
-        ("Content-Type", "application/json".to_owned()),
-    ];
-    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let agreed = node.send(
-        "POST",
-        "/api/negotiations",
-        &headers,
-        json!({"dataset": dataset, "purpose": "dpv:AcademicResearch"})
-            .to_string()
-            .as_bytes(),
-    );
-    assert_eq!(agreed.status, 201, "{}", agreed.text());
-    let agreement = agreed.json()["agreement"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let started = node.send(
-        "POST",
-        "/api/transfers",
-        &headers,
-        json!({"agreement": agreement}).to_string().as_bytes(),
-    );
-    assert_eq!(started.status, 201, "{}", started.text());
-    let body = started.json();
-    (
-        agreement,
-        body["id"].as_str().unwrap().to_owned(),
-        body["token"].as_str().unwrap().to_owned(),
-    )
 }
 
 /// The enforced view as the HTTP data plane streams it.

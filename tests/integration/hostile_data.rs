@@ -3,8 +3,7 @@
 //! reads it, so a bad file ends only the request that needed it, with a 422 that names the file
 //! (never its place on the node's disk), and the node stays up and keeps serving good data.
 
-use super::common::{Options, Response, TestNode};
-use super::dataplane::{bearer, pull_rights};
+use super::common::{Options, Response, TestNode, bearer, pull_rights};
 use agora::identity::Role;
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};

@@ -4,12 +4,11 @@
 //! does; wrong credentials fail the request with a clear error (the node stays up, no secret in
 //! the answer); a prefix that climbs out of its folder is refused when the manifest loads.
 
-use super::common::{Options, Response, TestNode, repo_root};
-use agora::identity::Role;
+use super::common::{Options, Response, TestNode, bearer, pull_rights, repo_root};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -90,48 +89,6 @@ impl Drop for S3Server {
     }
 }
 
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
-
-/// Negotiates `dataset` for `sub` and starts a transfer: (agreement, data-plane token).
-fn pull_rights(node: &TestNode, sub: &str, dataset: &str) -> (String, String) {
-    let token = node.token(
-        sub,
-        Role::Researcher,
-        &[("country", "DE"), ("org_type", "university")],
-    );
-    let headers = [
-        ("Authorization", bearer(&token)),
-        ("Content-Type", "application/json".to_owned()),
-    ];
-    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let agreed = node.send(
-        "POST",
-        "/api/negotiations",
-        &headers,
-        json!({"dataset": dataset, "purpose": "dpv:AcademicResearch"})
-            .to_string()
-            .as_bytes(),
-    );
-    assert_eq!(agreed.status, 201, "{}", agreed.text());
-    let agreement = agreed.json()["agreement"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let started = node.send(
-        "POST",
-        "/api/transfers",
-        &headers,
-        json!({"agreement": agreement}).to_string().as_bytes(),
-    );
-    assert_eq!(started.status, 201, "{}", started.text());
-    (
-        agreement,
-        started.json()["token"].as_str().unwrap().to_owned(),
-    )
-}
-
 fn ipc(response: &Response) -> Vec<RecordBatch> {
     assert_eq!(response.status, 200, "{}", response.text());
     StreamReader::try_new(std::io::Cursor::new(response.body.clone()), None)
@@ -178,7 +135,7 @@ fn release(
     sub: &str,
     dataset: &str,
 ) -> (Vec<RecordBatch>, Vec<RecordBatch>, Vec<String>) {
-    let (agreement, token) = pull_rights(node, sub, dataset);
+    let (agreement, _, token) = pull_rights(node, sub, dataset);
     let auth = bearer(&token);
     let headers = [("Authorization", auth.as_str())];
     let index = node.get(&format!("/data/{agreement}"), &headers);
@@ -359,7 +316,7 @@ fn an_s3_connector_releases_what_the_same_local_files_release() {
 
     // Wrong credentials: the request fails with a clear source error, no secret in it, and the
     // node keeps serving.
-    let (agreement, token) = pull_rights(&remote, "s3-bob", "climate");
+    let (agreement, _, token) = pull_rights(&remote, "s3-bob", "climate");
     let refused = remote.get(
         &format!("/data/{agreement}/arrow"),
         &[("Authorization", &bearer(&token))],
