@@ -4,8 +4,12 @@
 # real client libraries the conformance tests drive (pySHACL, rdflib, jsonschema, SPARQLWrapper,
 # pyarrow, pytest, numpy, tqdm, datasets) plus the project's own Python client (clients/python),
 # and venvs of their own for PyTorch and Schemathesis.
+#
+# `scripts/setup.sh --run` installs only what building and running the node needs (the build
+# packages, Node.js and the SPARQL editor bundle): the demo command uses it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode="${1:-}"
 
 need_apt=()
 for pkg in libclang-dev clang mold python3-venv; do
@@ -16,6 +20,27 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# The web UI: Node.js and npm when missing, Debian's chromium for the browser journeys
+# (tests/integration/ui.rs; not for --run), then ui/build.sh: `npm ci` when ui/package-lock.json changed
+# (CodeMirror 6, esbuild, playwright-core) and the SPARQL editor bundle into ui/dist/.
+ui_apt=()
+{ command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; } || ui_apt+=(nodejs npm)
+if [ "$mode" != "--run" ]; then
+  dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed" || ui_apt+=(chromium)
+fi
+if [ ${#ui_apt[@]} -gt 0 ]; then
+  echo "installing ${ui_apt[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${ui_apt[@]}"
+fi
+ui/build.sh
+
+# Running the node needs nothing more (scripts/demo.sh); the rest is for the tests.
+if [ "$mode" = "--run" ]; then
+  exit 0
 fi
 
 command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
@@ -78,20 +103,6 @@ if [ ! -x "$st_venv/bin/schemathesis" ] || [ "$(cat "$st_stamp" 2>/dev/null)" !=
   "$st_venv/bin/pip" install -q -r tests/conformance/schemathesis/requirements.txt
   echo "$st_want" > "$st_stamp"
 fi
-
-# The web UI: Node.js and npm when missing, Debian's chromium for the browser journeys
-# (tests/integration/ui.rs), then ui/build.sh: `npm ci` when ui/package-lock.json changed
-# (CodeMirror 6, esbuild, playwright-core) and the SPARQL editor bundle into ui/dist/.
-ui_apt=()
-{ command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; } || ui_apt+=(nodejs npm)
-dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed" || ui_apt+=(chromium)
-if [ ${#ui_apt[@]} -gt 0 ]; then
-  echo "installing ${ui_apt[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${ui_apt[@]}"
-fi
-ui/build.sh
 
 # A real S3-compatible server for the object-storage connector tests (tests/integration/s3.rs):
 # s3s-fs checks SigV4 signatures and serves a folder. 0.14.1 is the newest that builds with
