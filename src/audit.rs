@@ -139,6 +139,9 @@ impl AuditLog {
         let mut hash = GENESIS.to_owned();
         let mut good_len = 0u64;
         if path.exists() {
+            // A log edited, cut short or reordered while the node was down must not be signed
+            // over: the node refuses to start until someone looks (`agora audit verify`).
+            verify(data_dir, &signer)?;
             let bytes = std::fs::read(&path)?;
             // The head names the last acknowledged entry; without one, only a first append
             // can have been interrupted.

@@ -890,7 +890,7 @@ fn restricted_datasets_are_invisible_to_those_who_fail_their_access_policy() {
 /// reads the trail, and `agora audit verify` catches an edited log.
 #[test]
 fn the_audit_trail_is_the_holders_and_tamper_evident() {
-    let node = demo();
+    let mut node = demo();
     let alice = researcher(&node, "alice", "DE");
     let agreed = negotiate(
         &node,
@@ -956,6 +956,30 @@ fn the_audit_trail_is_the_holders_and_tamper_evident() {
         "{}",
         String::from_utf8_lossy(&tampered.stderr)
     );
+
+    // A node whose log was cut short while it was down does not sign a new head over it.
+    node.terminate();
+    std::fs::write(&log, text.lines().next().unwrap().to_owned() + "\n").unwrap();
+    let mut restarted = std::process::Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(&node.data_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("agora serve");
+    // Read until the node either says it listens (a failure: stop it) or exits.
+    use std::io::BufRead as _;
+    let stdout = std::io::BufReader::new(restarted.stdout.take().unwrap());
+    for line in stdout.lines().map_while(Result::ok) {
+        if line.contains("listening") {
+            let _ = restarted.kill();
+            panic!("the node started over a truncated audit log: {line}");
+        }
+    }
+    let status = restarted.wait().unwrap();
+    let stderr = std::io::read_to_string(restarted.stderr.take().unwrap()).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("tampered with"), "{stderr}");
 }
 
 /// The AI-training template admits the profile's own purpose, written `agora:AITraining`, and
