@@ -131,6 +131,35 @@ pub fn dataset_source(node: &Node, dataset: &str) -> Result<(PathBuf, String), A
     Ok((path, connector.format))
 }
 
+/// A contract check of the agreement behind a grant (`Contracts::release`, `permit`, …).
+pub(crate) type Check = fn(
+    &crate::contract::Contracts,
+    &str,
+    &str,
+    &str,
+) -> crate::contract::Result<(AgreementRecord, EnforcementPlan)>;
+
+/// Runs `check` for the grant's subject, agreement and transfer, then resolves (and validates)
+/// the dataset's files, off the async executor: the first step of every release.
+pub(crate) async fn authorised_source(
+    node: &Arc<Node>,
+    grant: &Grant,
+    check: Check,
+) -> Result<(AgreementRecord, EnforcementPlan, PathBuf, String), AccessError> {
+    let shared = node.clone();
+    let (who, id, part) = (
+        grant.subject.clone(),
+        grant.agreement.clone(),
+        grant.transfer.clone(),
+    );
+    blocking(move || {
+        let (record, plan) = check(&shared.contracts, &who, &id, &part)?;
+        let (path, format) = dataset_source(&shared, &record.dataset)?;
+        Ok((record, plan, path, format))
+    })
+    .await
+}
+
 /// The instant a release must stop: the token's expiry or the agreement's, whichever is first.
 pub fn deadline(grant: &Grant, record: &AgreementRecord) -> DateTime<Utc> {
     let agreement_expires = record
@@ -163,29 +192,20 @@ pub async fn open_stream(
     narrowing: &Narrowing,
     part: &str,
 ) -> Result<Opened, AccessError> {
-    let shared = node.clone();
-    let (subject, agreement, transfer) = (
-        grant.subject.clone(),
-        grant.agreement.clone(),
-        grant.transfer.clone(),
+    let (record, plan, path, format) =
+        authorised_source(&node, grant, crate::contract::Contracts::release).await?;
+    let (shared, started) = (
+        node.clone(),
+        Record {
+            event: "release-started".into(),
+            who: grant.subject.clone(),
+            agreement: record.id.clone(),
+            dataset: record.dataset.clone(),
+            part: Some(grant.transfer.clone()),
+            ..Record::default()
+        },
     );
-    let (record, plan, path, format) = blocking(move || {
-        let (record, plan) = shared.contracts.release(&subject, &agreement, &transfer)?;
-        let (path, format) = dataset_source(&shared, &record.dataset)?;
-        shared
-            .audit
-            .append(Record {
-                event: "release-started".into(),
-                who: subject.clone(),
-                agreement: record.id.clone(),
-                dataset: record.dataset.clone(),
-                part: Some(transfer.clone()),
-                ..Record::default()
-            })
-            .map_err(AccessError::internal)?;
-        Ok((record, plan, path, format))
-    })
-    .await?;
+    blocking(move || shared.audit.append(started).map_err(AccessError::internal)).await?;
     let key = node.dataplane.agreement_key(&record.id);
     let source = node.dataplane.source(&path, &format);
     // The stream holds a reservation of the row budget; a pull that fails before it starts
@@ -345,18 +365,8 @@ pub async fn shard_manifest(node: &Arc<Node>, grant: &Grant) -> Result<Manifest,
     if let Some(manifest) = shards::read_manifest(&dir) {
         return Ok(manifest);
     }
-    let shared = node.clone();
-    let (who, id, part) = (
-        grant.subject.clone(),
-        grant.agreement.clone(),
-        grant.transfer.clone(),
-    );
-    let (record, plan, path, format) = blocking(move || {
-        let (record, plan) = shared.contracts.release_for_shards(&who, &id, &part)?;
-        let (path, format) = dataset_source(&shared, &record.dataset)?;
-        Ok((record, plan, path, format))
-    })
-    .await?;
+    let (record, plan, path, format) =
+        authorised_source(node, grant, crate::contract::Contracts::release_for_shards).await?;
     let key = node.dataplane.agreement_key(&record.id);
     let source = node.dataplane.source(&path, &format);
     let view = enforce::enforced_view(&source, &plan, key, &Narrowing::default()).await?;
@@ -370,18 +380,8 @@ pub async fn enforced_schema(
     node: &Arc<Node>,
     grant: &Grant,
 ) -> Result<datafusion::arrow::datatypes::SchemaRef, AccessError> {
-    let shared = node.clone();
-    let (who, id, part) = (
-        grant.subject.clone(),
-        grant.agreement.clone(),
-        grant.transfer.clone(),
-    );
-    let (record, plan, path, format) = blocking(move || {
-        let (record, plan) = shared.contracts.permit(&who, &id, &part)?;
-        let (path, format) = dataset_source(&shared, &record.dataset)?;
-        Ok((record, plan, path, format))
-    })
-    .await?;
+    let (record, plan, path, format) =
+        authorised_source(node, grant, crate::contract::Contracts::permit).await?;
     let key = node.dataplane.agreement_key(&record.id);
     let source = node.dataplane.source(&path, &format);
     let view = enforce::enforced_view(&source, &plan, key, &Narrowing::default()).await?;

@@ -214,19 +214,9 @@ pub async fn release(
     grant: &Grant,
     request: &AggregateRequest,
 ) -> Result<Vec<u8>, AccessError> {
-    let shared = node.clone();
-    let (who, id, part) = (
-        grant.subject.clone(),
-        grant.agreement.clone(),
-        grant.transfer.clone(),
-    );
-    let (record, plan, path, format) = tokio::task::spawn_blocking(move || {
-        let (record, plan) = shared.contracts.release_aggregate(&who, &id, &part)?;
-        let (path, format) = access::dataset_source(&shared, &record.dataset)?;
-        Ok::<_, AccessError>((record, plan, path, format))
-    })
-    .await
-    .map_err(|e| AccessError::Internal(e.to_string()))??;
+    let (record, plan, path, format) =
+        access::authorised_source(&node, grant, crate::contract::Contracts::release_aggregate)
+            .await?;
     let key = node.dataplane.agreement_key(&record.id);
     let source = node.dataplane.source(&path, &format);
     let table = aggregate(&source, &plan, key, request).await?;
