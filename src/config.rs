@@ -103,6 +103,26 @@ impl Default for FederationConfig {
     }
 }
 
+/// How a peer is harvested.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerKind {
+    /// Another data-space node: its DSP catalogue, per-requester view, offers and negotiation.
+    #[default]
+    Dsp,
+    /// A plain DCAT-AP endpoint (an open-data portal: CKAN's `/catalog.ttl`, piveau): a
+    /// read-only peer, harvested without a token, whose datasets have no offers.
+    Dcat,
+}
+
+impl PeerKind {
+    fn is_dsp(&self) -> bool {
+        *self == Self::Dsp
+    }
+}
+
 /// One peer node.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -110,28 +130,53 @@ pub struct PeerConfig {
     /// A short name for the peer (`a-z 0-9 -`, at most 32): its origin in search results and the
     /// name of its graph (`urn:agora:peer:{id}`).
     pub id: String,
-    /// The peer's base URL (its DSP endpoint is `{url}/dsp`).
+    /// The peer's base URL (its DSP endpoint is `{url}/dsp`); every dataset it lists has an IRI
+    /// under it.
     pub url: String,
     /// The `iss` of the tokens the peer signs as itself; default `{participantId}/dev-issuer`,
     /// the issuer an agora node signs with. Its keys are read from `{url}/.well-known/jwks.json`.
     #[serde(default)]
     pub issuer: Option<String>,
+    /// `dsp` (default) or `dcat`; `--peer ID=dcat+URL` sets `dcat`.
+    #[serde(default, skip_serializing_if = "PeerKind::is_dsp")]
+    pub kind: PeerKind,
+    /// For a `dcat` peer, the first page of its DCAT-AP catalogue, under `url` (default
+    /// `{url}/catalog.ttl`, where CKAN's ckanext-dcat serves it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<String>,
 }
 
 impl PeerConfig {
-    /// Reads `ID=URL` (the `--peer` flag).
+    /// Reads `ID=URL` (the `--peer` flag): a DSP peer, or with `ID=dcat+URL` a DCAT-AP portal
+    /// whose catalogue is `{URL}/catalog.ttl`.
     pub fn parse_flag(flag: &str) -> Result<Self, ConfigError> {
         let (id, url) = flag.split_once('=').ok_or_else(|| ConfigError::Invalid {
             setting: "--peer",
-            message: format!("`{flag}` must be ID=URL, e.g. b=https://node-b.example"),
+            message: format!(
+                "`{flag}` must be ID=URL or ID=dcat+URL, e.g. b=https://node-b.example"
+            ),
         })?;
+        let url = url.trim();
+        let (kind, url) = match url.strip_prefix("dcat+") {
+            Some(rest) => (PeerKind::Dcat, rest),
+            None => (PeerKind::Dsp, url),
+        };
         let peer = Self {
             id: id.trim().to_owned(),
-            url: url.trim().trim_end_matches('/').to_owned(),
+            url: url.trim_end_matches('/').to_owned(),
             issuer: None,
+            kind,
+            catalog: None,
         };
         peer.check()?;
         Ok(peer)
+    }
+
+    /// The first catalogue page of a `dcat` peer.
+    pub fn catalog_url(&self) -> String {
+        self.catalog
+            .clone()
+            .unwrap_or_else(|| format!("{}/catalog.ttl", self.url.trim_end_matches('/')))
     }
 
     /// Checks the id and the URL's shape (the address policy is checked when it is called).
@@ -158,6 +203,18 @@ impl PeerConfig {
                 setting: "federation.peers.url",
                 message: format!("the URL of peer `{}` must be http:// or https://", self.id),
             });
+        }
+        if let Some(catalog) = &self.catalog {
+            let under = catalog.starts_with(&format!("{}/", self.url.trim_end_matches('/')));
+            if self.kind != PeerKind::Dcat || !under || catalog.len() > 2048 {
+                return Err(ConfigError::Invalid {
+                    setting: "federation.peers.catalog",
+                    message: format!(
+                        "the catalogue of peer `{}` is for `kind = \"dcat\"` only, and must be a URL under its `url`",
+                        self.id
+                    ),
+                });
+            }
         }
         Ok(())
     }

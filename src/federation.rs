@@ -786,11 +786,7 @@ mod tests {
         assert_eq!(read[0].description.as_deref(), Some("Hourly"));
         assert_eq!(read[0].keywords, vec!["air", "no2"]);
         assert_eq!(read[0].offers, vec![offer.clone()]);
-        let peer = PeerConfig {
-            id: "b".into(),
-            url: BASE.into(),
-            issuer: None,
-        };
+        let peer = PeerConfig::parse_flag(&format!("b={BASE}")).unwrap();
         let graph = peer_graph_of(&peer, PARTICIPANT, "2026-01-01T00:00:00Z", &read);
         let stored = graph
             .triples_for_predicate(AGORA_OFFER)

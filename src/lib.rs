@@ -22,6 +22,7 @@ pub mod config;
 pub mod contract;
 pub mod engine;
 pub mod federation;
+pub mod harvest_dcat;
 pub mod flight;
 pub mod http;
 pub mod identity;
