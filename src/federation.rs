@@ -1,20 +1,40 @@
-//! Federation: the peers this node harvests and the crawler that harvests them.
+//! Federation: the peers this node harvests, the crawler that harvests them, and the change
+//! feed this node serves to the peers that harvest it.
 //!
 //! Each period the crawler, on its own thread (all its work is blocking HTTP and Oxigraph),
-//! visits every peer that is due: it reads the peer's participant id
-//! (`/.well-known/dspace-version`) and signing keys (`/.well-known/jwks.json`, which makes the
-//! peer's tokens signed as itself valid here, see [`PeerKeys`]), then asks for the peer's DSP
-//! catalogue (`POST {url}/dsp/catalog/request`) with a token this node signs as itself, so the
-//! peer answers the view it grants this node, and follows the `Link: rel="next"` pages. The
-//! whole harvest replaces the peer's graph in one transaction
-//! ([`Catalog::replace_peer`]): a dataset deleted or hidden on the peer is gone here after
-//! the next successful harvest. (This first slice re-harvests in full each period; an
-//! incremental, modified-since sync is future work.)
+//! visits every peer that is due, each on a thread of its own so a slow peer delays no other:
+//! it reads the peer's participant id (`/.well-known/dspace-version`) and signing keys
+//! (`/.well-known/jwks.json`, which makes the peer's tokens signed as itself valid here, see
+//! [`PeerKeys`]), and signs a token as itself, so the peer answers the view it grants this
+//! node. Then it syncs:
 //!
-//! A peer that fails (down, slow, oversized or malformed answers, datasets whose IRIs are not
-//! under its own base URL) keeps its last good harvest and is retried with exponential back-off
-//! (up to 16 periods). Every call passes the contracts' address policy, follows no redirect,
-//! and is capped at [`MAX_RESPONSE_BYTES`] and [`CALL_TIMEOUT`].
+//! - **Incrementally** when it holds a cursor of the peer's change feed
+//!   (`GET {url}/api/federation/changes?since=CURSOR`, see [`feed`]): only the datasets that
+//!   are new or changed in this node's view move, with a tombstone for each that left it
+//!   (deleted, withdrawn, or hidden from this node by an access policy). They are applied to
+//!   the peer's graph in one transaction ([`Catalog::apply_peer_changes`]), then the graph is
+//!   checked against the size and digest of the peer's view that the answer carries. The
+//!   cursor is kept in `data_dir/federation-cursors.json`, so a restart resumes incrementally.
+//! - **In full** on the first sync, and whenever the incremental path cannot be trusted: no
+//!   cursor, a peer without the feed (an older node), a cursor the peer no longer knows (`410`:
+//!   expired, or more than [`feed::MAX_CHANGES`] changes), a copy that disagrees with the
+//!   peer's digest after the changes, or a peer whose URL or participant changed. It takes a
+//!   fresh cursor first, then reads the DSP catalogue (`POST {url}/dsp/catalog/request`,
+//!   following `Link: rel="next"` pages) and replaces the peer's graph in one transaction
+//!   ([`Catalog::replace_peer`]). Changes made while it reads come again in the next diff.
+//!
+//! Either way a dataset deleted or hidden on the peer is gone here after the next successful
+//! sync, within one crawl period. `GET /api/peers` says how each peer was last synced
+//! (`last_sync`), why the last full harvest was not incremental (`full_reason`), and counts
+//! the syncs of each kind and the changes applied.
+//!
+//! A peer that fails (down, slow, oversized or malformed answers, datasets whose access
+//! service is not its own DSP endpoint) keeps its last good harvest and is retried with
+//! exponential back-off (up to 16 periods). Every call passes the contracts' address policy,
+//! follows no redirect, and is capped at [`MAX_RESPONSE_BYTES`] and [`CALL_TIMEOUT`] (connection
+//! to last byte, so a peer that trickles bytes is cut).
+
+pub mod feed;
 
 use crate::catalog::{
     self, AGORA_OFFER, AGORA_PARTICIPANT, Catalog, DCAT_CATALOG, PROV_GENERATED_AT_TIME,
@@ -24,6 +44,7 @@ use crate::clock::SharedClock;
 use crate::config::{ConfigError, PeerConfig};
 use crate::contract::AddressPolicy;
 use crate::identity::{DevIssuer, PeerKey, PeerKeys, TokenRequest};
+pub use feed::{ChangeFeed, FeedError};
 use oxigraph::model::vocab::{rdf, xsd};
 use oxigraph::model::{Graph, Literal, NamedNode, Triple};
 use serde::Serialize;
@@ -45,6 +66,8 @@ const MAX_DATASETS: usize = 200_000;
 const MAX_BACKOFF_PERIODS: u32 = 16;
 /// Page size asked of peers.
 const PAGE_SIZE: usize = 500;
+/// Where a node serves its change feed (an agora extension next to DSP).
+pub const CHANGES_PATH: &str = "/api/federation/changes";
 
 /// Why a harvest failed; each names whose fault it is (the peer's, or the network's).
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +131,70 @@ pub struct PeerStatus {
     pub last_error: Option<String>,
     /// Harvests failed in a row.
     pub failures: u32,
+    /// How the last good sync went: `full` (the whole catalogue read) or `incremental` (only
+    /// the changes since the last sync).
+    pub last_sync: Option<SyncMode>,
+    /// Why the last full harvest was not incremental (no cursor yet, a peer without the
+    /// change feed, an expired cursor, a copy that disagreed with the peer's digest).
+    pub full_reason: Option<String>,
+    /// Full harvests since this node started.
+    pub full_syncs: u64,
+    /// Incremental syncs since this node started.
+    pub incremental_syncs: u64,
+    /// Datasets added, changed or removed by incremental syncs since this node started.
+    pub changes_applied: u64,
+    /// Of those, the datasets removed (deleted, withdrawn or hidden on the peer).
+    pub removals_applied: u64,
 }
+
+/// How a peer was synced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// Its whole catalogue was read and replaced the last harvest.
+    Full,
+    /// Only the changes since the last sync were read and applied.
+    Incremental,
+}
+
+/// What one good sync of a peer did.
+#[derive(Debug)]
+struct Synced {
+    participant: String,
+    datasets: usize,
+    mode: SyncMode,
+    full_reason: Option<String>,
+    upserts: usize,
+    removals: usize,
+}
+
+/// Where the change feed of a peer was left: its URL and participant when the cursor was
+/// taken (a cursor is only good for the same peer), and the cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+struct SyncCursor {
+    url: String,
+    participant: String,
+    cursor: String,
+}
+
+/// Why an incremental sync gave way to a full harvest.
+enum Fallback {
+    /// The full harvest is the remedy (the reason says why).
+    Full(String),
+    /// The peer failed; its last good harvest stays.
+    Failed(CrawlError),
+}
+
+impl From<CrawlError> for Fallback {
+    fn from(error: CrawlError) -> Self {
+        Self::Failed(error)
+    }
+}
+
+/// `agora:etag`: on a harvested dataset, the entity tag of the DSP JSON it was read from
+/// ([`feed::etag`]), which the incremental sync checks its copy with.
+pub const AGORA_ETAG: oxigraph::model::NamedNodeRef<'static> =
+    oxigraph::model::NamedNodeRef::new_unchecked("https://w3id.org/agora/ns#etag");
 
 #[derive(Debug)]
 struct PeerState {
@@ -132,6 +218,11 @@ pub struct Federation {
     peers: Mutex<BTreeMap<String, PeerState>>,
     wake: Condvar,
     clock: SharedClock,
+    /// Where each peer's change feed was left, kept in `cursors_path`.
+    cursors: Mutex<BTreeMap<String, SyncCursor>>,
+    cursors_path: PathBuf,
+    /// The change feed this node serves.
+    feed: feed::ChangeFeed,
 }
 
 /// What the federation needs from the node.
@@ -177,6 +268,18 @@ impl Federation {
             peer.check()?;
             peers.insert(peer.id.clone(), PeerState::new(peer, now));
         }
+        let data_dir = options
+            .store_path
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        let cursors_path = data_dir.join("federation-cursors.json");
+        // A cursor file that cannot be read costs one full harvest per peer, nothing more.
+        let cursors = std::fs::read(&cursors_path)
+            .ok()
+            .and_then(|text| serde_json::from_slice(&text).ok())
+            .unwrap_or_default();
+        let feed = feed::ChangeFeed::new(data_dir.join("federation-feed"), clock.clone());
         Ok(Self {
             node_id: options.node_id,
             issuer,
@@ -188,6 +291,9 @@ impl Federation {
             peers: Mutex::new(peers),
             wake: Condvar::new(),
             clock,
+            cursors: Mutex::new(cursors),
+            cursors_path,
+            feed,
         })
     }
 
@@ -302,7 +408,7 @@ impl Federation {
         }
     }
 
-    fn record(&self, peer: &PeerConfig, outcome: Result<(String, usize), CrawlError>) {
+    fn record(&self, peer: &PeerConfig, outcome: Result<Synced, CrawlError>) {
         let mut peers = self.lock();
         let Some(state) = peers.get_mut(&peer.id) else {
             return;
@@ -314,9 +420,21 @@ impl Federation {
             return;
         }
         match outcome {
-            Ok((participant, datasets)) => {
-                state.status.participant = Some(participant);
-                state.status.datasets = datasets;
+            Ok(synced) => {
+                state.status.participant = Some(synced.participant);
+                state.status.datasets = synced.datasets;
+                state.status.last_sync = Some(synced.mode);
+                match synced.mode {
+                    SyncMode::Full => {
+                        state.status.full_syncs += 1;
+                        state.status.full_reason = synced.full_reason;
+                    }
+                    SyncMode::Incremental => {
+                        state.status.incremental_syncs += 1;
+                        state.status.changes_applied += (synced.upserts + synced.removals) as u64;
+                        state.status.removals_applied += synced.removals as u64;
+                    }
+                }
                 state.status.last_harvest = Some(self.clock.now().to_rfc3339());
                 state.status.last_error = None;
                 state.status.failures = 0;
@@ -334,10 +452,29 @@ impl Federation {
         }
     }
 
-    /// One harvest of `peer`: trust its keys, read every page, replace its graph.
-    fn harvest(&self, peer: &PeerConfig) -> Result<(String, usize), CrawlError> {
+    /// One sync of `peer`: trust its keys, then apply the changes since the last sync, or
+    /// harvest in full when there is no cursor or the changes cannot be trusted.
+    fn harvest(&self, peer: &PeerConfig) -> Result<Synced, CrawlError> {
         let base = peer.url.trim_end_matches('/');
-        let version = self.get_json(&format!("{base}/.well-known/dspace-version"))?;
+        let (participant, token) = self.introduce(peer, base)?;
+        let reason = match self.cursor(peer, &participant) {
+            Err(reason) => reason,
+            Ok(cursor) => match self.sync_changes(peer, base, &participant, &token, &cursor) {
+                Ok(synced) => return Ok(synced),
+                Err(Fallback::Failed(error)) => return Err(error),
+                Err(Fallback::Full(reason)) => {
+                    tracing::info!(peer = %peer.id, %reason, "harvesting in full");
+                    reason
+                }
+            },
+        };
+        self.harvest_full(peer, base, &participant, &token, reason)
+    }
+
+    /// Reads the peer's participant id and keys (trusting them for the tokens it signs as
+    /// itself) and signs the token this node calls it with.
+    fn introduce(&self, peer: &PeerConfig, base: &str) -> Result<(String, String), CrawlError> {
+        let version = self.get_json(&format!("{base}/.well-known/dspace-version"), None)?;
         let participant = version
             .get("participantId")
             .and_then(Json::as_str)
@@ -351,7 +488,7 @@ impl Federation {
                 "the peer is this node itself (same participant id)".into(),
             ));
         }
-        let jwks = self.get_json(&format!("{base}/.well-known/jwks.json"))?;
+        let jwks = self.get_json(&format!("{base}/.well-known/jwks.json"), None)?;
         let keys = parse_jwks(&jwks)?;
         let issuer = peer
             .issuer
@@ -377,6 +514,33 @@ impl Federation {
                 self.clock.now(),
             )
             .map_err(|e| CrawlError::Malformed(format!("cannot sign the crawl token: {e}")))?;
+        Ok((participant, token))
+    }
+
+    /// The full harvest: a fresh cursor of the peer's change feed (if it has one), then every
+    /// page of its DSP catalogue, replacing its graph.
+    fn harvest_full(
+        &self,
+        peer: &PeerConfig,
+        base: &str,
+        participant: &str,
+        token: &str,
+        reason: String,
+    ) -> Result<Synced, CrawlError> {
+        // The cursor is taken before the pages are read: whatever changes meanwhile comes
+        // again in the next diff, and the digest check catches the rest.
+        let cursor = match self.get_json(&format!("{base}{CHANGES_PATH}"), Some(token)) {
+            Ok(answer) => answer
+                .get("cursor")
+                .and_then(Json::as_str)
+                .filter(|c| c.len() <= 128)
+                .map(str::to_owned),
+            Err(CrawlError::Status { status, .. }) => {
+                tracing::debug!(peer = %peer.id, status, "the peer has no change feed");
+                None
+            }
+            Err(error) => return Err(error),
+        };
         let request = json!({
             "@context": [crate::contract::messages::DSP_CONTEXT],
             "@type": "CatalogRequestMessage",
@@ -384,8 +548,8 @@ impl Federation {
         let mut url = format!("{base}/dsp/catalog/request?offset=0&limit={PAGE_SIZE}");
         let mut datasets = Vec::new();
         for _ in 0..MAX_PAGES {
-            let (body, next) = self.post_page(&url, &token, &request)?;
-            datasets.extend(parse_catalog_page(&body, base, &participant)?);
+            let (body, next) = self.post_page(&url, token, &request)?;
+            datasets.extend(parse_catalog_page(&body, base, participant)?);
             if datasets.len() > MAX_DATASETS {
                 return Err(CrawlError::Malformed(format!(
                     "more than {MAX_DATASETS} datasets"
@@ -403,15 +567,162 @@ impl Federation {
                 }
                 None => {
                     let graph =
-                        peer_graph_of(peer, &participant, &canonical_now(&self.clock), &datasets);
+                        peer_graph_of(peer, participant, &canonical_now(&self.clock), &datasets);
                     let count = self.catalog.replace_peer(&peer.id, &graph)?;
-                    return Ok((participant, count));
+                    self.set_cursor(
+                        &peer.id,
+                        cursor.map(|cursor| SyncCursor {
+                            url: base.to_owned(),
+                            participant: participant.to_owned(),
+                            cursor,
+                        }),
+                    );
+                    return Ok(Synced {
+                        participant: participant.to_owned(),
+                        datasets: count,
+                        mode: SyncMode::Full,
+                        full_reason: Some(reason),
+                        upserts: 0,
+                        removals: 0,
+                    });
                 }
             }
         }
         Err(CrawlError::Malformed(format!(
             "the catalogue has more than {MAX_PAGES} pages"
         )))
+    }
+
+    /// The incremental sync: the changes since `cursor`, applied in one transaction, then the
+    /// copy checked against the peer's view.
+    fn sync_changes(
+        &self,
+        peer: &PeerConfig,
+        base: &str,
+        participant: &str,
+        token: &str,
+        cursor: &str,
+    ) -> Result<Synced, Fallback> {
+        let url = format!("{base}{CHANGES_PATH}?since={}", query_escape(cursor));
+        let answer = match self.get_json(&url, Some(token)) {
+            Ok(answer) => answer,
+            Err(CrawlError::Status { status: 410, .. }) => {
+                return Err(Fallback::Full(
+                    "the peer no longer knows the cursor (expired, or too many changes)".into(),
+                ));
+            }
+            Err(CrawlError::Status {
+                status: 404 | 405 | 400,
+                ..
+            }) => {
+                return Err(Fallback::Full(
+                    "the peer does not serve this change feed".into(),
+                ));
+            }
+            Err(error) => return Err(Fallback::Failed(error)),
+        };
+        let changes = parse_changes(&answer, base, participant)?;
+        if changes.total > MAX_DATASETS {
+            return Err(CrawlError::Malformed(format!("more than {MAX_DATASETS} datasets")).into());
+        }
+        let harvested_at = canonical_now(&self.clock);
+        let upserts = changes.upserts.len();
+        let removals = changes.removed.len();
+        let count = if upserts + removals == 0 {
+            self.catalog
+                .peer_etags(&peer.id)
+                .map_err(CrawlError::from)?
+                .len()
+        } else {
+            let mut graph = Graph::new();
+            for dataset in &changes.upserts {
+                dataset_triples(&mut graph, dataset, &harvested_at);
+            }
+            self.catalog
+                .apply_peer_changes(&peer.id, &graph, &changes.removed, &harvested_at)
+                .map_err(CrawlError::from)?
+        };
+        // The copy must now be the peer's view; if not (a lost answer, a race with the full
+        // harvest that took the cursor), only a full harvest restores it.
+        let tags = self
+            .catalog
+            .peer_etags(&peer.id)
+            .map_err(CrawlError::from)?;
+        let ours = feed::digest(tags.iter().map(|(i, t)| (i.as_str(), t.as_str())));
+        if tags.len() != changes.total || ours != changes.digest {
+            self.set_cursor(&peer.id, None);
+            return Err(Fallback::Full(format!(
+                "after the changes this copy ({} datasets) disagreed with the peer's view ({} datasets, digest {})",
+                tags.len(),
+                changes.total,
+                changes.digest
+            )));
+        }
+        self.set_cursor(
+            &peer.id,
+            Some(SyncCursor {
+                url: base.to_owned(),
+                participant: participant.to_owned(),
+                cursor: changes.cursor,
+            }),
+        );
+        Ok(Synced {
+            participant: participant.to_owned(),
+            datasets: count,
+            mode: SyncMode::Incremental,
+            full_reason: None,
+            upserts,
+            removals,
+        })
+    }
+
+    /// The cursor kept for `peer` if it was taken from the same URL and participant, else why
+    /// the sync must be full.
+    fn cursor(&self, peer: &PeerConfig, participant: &str) -> Result<String, String> {
+        let cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(kept) = cursors.get(&peer.id) else {
+            return Err("first sync: no cursor of the peer's change feed yet".into());
+        };
+        if kept.url != peer.url.trim_end_matches('/') || kept.participant != participant {
+            return Err("the peer's URL or participant changed since the cursor was taken".into());
+        }
+        Ok(kept.cursor.clone())
+    }
+
+    /// Keeps (or forgets) the cursor of `peer`, in memory and in `federation-cursors.json`.
+    /// A cursor that cannot be written costs a full harvest after a restart, nothing more.
+    fn set_cursor(&self, peer: &str, cursor: Option<SyncCursor>) {
+        let mut cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
+        if cursors.get(peer) == cursor.as_ref() {
+            return;
+        }
+        match cursor {
+            Some(cursor) => cursors.insert(peer.to_owned(), cursor),
+            None => cursors.remove(peer),
+        };
+        let staging = self.cursors_path.with_extension("json.tmp");
+        let written = serde_json::to_vec_pretty(&*cursors)
+            .map_err(std::io::Error::other)
+            .and_then(|text| std::fs::write(&staging, text))
+            .and_then(|()| std::fs::rename(&staging, &self.cursors_path));
+        if let Err(error) = written {
+            tracing::warn!(%error, "cannot keep the federation cursors; the next start harvests in full");
+        }
+    }
+
+    /// The answer of `GET /api/federation/changes` for `principal`: the changes of the DSP
+    /// catalogue view it is granted since `since` (see [`feed`]).
+    pub fn changes(
+        &self,
+        contracts: &crate::contract::Contracts,
+        principal: &crate::identity::Principal,
+        since: Option<&str>,
+    ) -> Result<Json, FeedError> {
+        let (view, _) = contracts
+            .dsp_catalog(principal, 0, usize::MAX)
+            .map_err(|e| FeedError::Storage(e.to_string()))?;
+        let requester = format!("{}\n{}", principal.subject, principal.issuer);
+        self.feed.changes(&requester, since, &view)
     }
 
     fn agent(&self, url: &str) -> Result<ureq::Agent, CrawlError> {
@@ -426,12 +737,13 @@ impl Federation {
             .into())
     }
 
-    fn get_json(&self, url: &str) -> Result<Json, CrawlError> {
-        let response = self
-            .agent(url)?
-            .get(url)
-            .header("Accept", "application/json")
-            .call();
+    fn get_json(&self, url: &str, token: Option<&str>) -> Result<Json, CrawlError> {
+        let agent = self.agent(url)?;
+        let mut request = agent.get(url).header("Accept", "application/json");
+        if let Some(token) = token {
+            request = request.header("Authorization", &format!("Bearer {token}"));
+        }
+        let response = request.call();
         let (body, _) = read_capped(url, response)?;
         serde_json::from_slice(&body)
             .map_err(|e| CrawlError::Malformed(format!("{url} is not JSON: {e}")))
@@ -463,6 +775,12 @@ impl PeerState {
                 datasets: 0,
                 last_error: None,
                 failures: 0,
+                last_sync: None,
+                full_reason: None,
+                full_syncs: 0,
+                incremental_syncs: 0,
+                changes_applied: 0,
+                removals_applied: 0,
             },
             due,
             running: false,
@@ -553,6 +871,95 @@ pub struct HarvestedDataset {
     pub keywords: Vec<String>,
     /// Its offers, exactly as the peer sent them.
     pub offers: Vec<Json>,
+    /// The entity tag of its DSP JSON ([`feed::etag`]).
+    pub etag: String,
+}
+
+/// The changes of a peer's view since a cursor, as its change feed answered them.
+#[derive(Debug)]
+pub struct PeerChanges {
+    /// Datasets new or changed in the view.
+    pub upserts: Vec<HarvestedDataset>,
+    /// Datasets that left the view (deleted, withdrawn, hidden).
+    pub removed: Vec<NamedNode>,
+    /// The cursor to ask from next time.
+    pub cursor: String,
+    /// How many datasets the view now has.
+    pub total: usize,
+    /// The view's digest ([`feed::digest`]).
+    pub digest: String,
+}
+
+/// Reads a change-feed answer of the peer at `base` (participant `participant`), with the
+/// same checks as a catalogue page: each dataset is the peer's own.
+pub fn parse_changes(
+    answer: &Json,
+    base: &str,
+    participant: &str,
+) -> Result<PeerChanges, CrawlError> {
+    if answer.get("@type").and_then(Json::as_str) != Some("agora:CatalogChanges") {
+        return Err(CrawlError::Malformed(
+            "the change feed's answer is not agora:CatalogChanges".into(),
+        ));
+    }
+    let text = |key: &str| {
+        answer
+            .get(key)
+            .and_then(Json::as_str)
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                CrawlError::Malformed(format!("the change feed's answer has no `{key}`"))
+            })
+    };
+    let cursor = text("cursor")?;
+    let digest = text("digest")?;
+    let total = answer
+        .get("total")
+        .and_then(Json::as_u64)
+        .and_then(|t| usize::try_from(t).ok())
+        .ok_or_else(|| CrawlError::Malformed("the change feed's answer has no `total`".into()))?;
+    // The upserts are read as a catalogue page: same identity and foreign-dataset checks.
+    let page = json!({
+        "@type": "Catalog",
+        "participantId": answer.get("participantId").cloned().unwrap_or(Json::Null),
+        "dataset": answer.get("dataset").cloned().unwrap_or(Json::Null),
+    });
+    let upserts = parse_catalog_page(page.to_string().as_bytes(), base, participant)?;
+    let removed = match answer.get("removed") {
+        None | Some(Json::Null) => Vec::new(),
+        Some(Json::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.get("@id")
+                    .and_then(Json::as_str)
+                    .and_then(|iri| NamedNode::new(iri).ok())
+                    .ok_or_else(|| CrawlError::Malformed("a tombstone has no valid `@id`".into()))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(CrawlError::Malformed("`removed` is not an array".into()));
+        }
+    };
+    Ok(PeerChanges {
+        upserts,
+        removed,
+        cursor,
+        total,
+        digest,
+    })
+}
+
+/// `text` as a URL query value.
+fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Reads one page of a peer's DSP catalogue: a `Catalog` of `participant` whose datasets all
@@ -626,6 +1033,7 @@ pub fn parse_catalog_page(
             _ => Vec::new(),
         };
         out.push(HarvestedDataset {
+            etag: feed::etag(entry),
             iri: iri.to_owned(),
             title: text(&["dct:title", "title"]),
             description: text(&["dct:description", "description"]),
@@ -705,48 +1113,63 @@ pub fn peer_graph_of(
         PROV_GENERATED_AT_TIME,
         Literal::new_typed_literal(harvested_at, xsd::DATE_TIME).into(),
     );
-    let json_type = NamedNode::new_unchecked("http://www.w3.org/1999/02/22-rdf-syntax-ns#JSON");
     for dataset in datasets {
-        let Ok(iri) = NamedNode::new(&dataset.iri) else {
-            continue;
-        };
-        add(&node, terms::DCAT_DATASET_LINK, iri.clone().into());
-        add(&iri, rdf::TYPE, terms::DCAT_DATASET.into_owned().into());
-        if let Some(title) = &dataset.title {
-            add(
-                &iri,
-                terms::DCT_TITLE,
-                Literal::new_simple_literal(title).into(),
-            );
-        }
-        if let Some(description) = &dataset.description {
-            add(
-                &iri,
-                terms::DCT_DESCRIPTION,
-                Literal::new_simple_literal(description).into(),
-            );
-        }
-        for keyword in &dataset.keywords {
-            add(
-                &iri,
-                terms::DCAT_KEYWORD,
-                Literal::new_simple_literal(keyword).into(),
-            );
-        }
-        for offer in &dataset.offers {
-            add(
-                &iri,
-                AGORA_OFFER,
-                Literal::new_typed_literal(offer.to_string(), json_type.clone()).into(),
-            );
-            if let Some(uid) = offer.get("@id").and_then(Json::as_str)
-                && let Ok(uid) = NamedNode::new(uid)
-            {
-                add(&iri, terms::ODRL_HAS_POLICY, uid.into());
-            }
+        if let Ok(iri) = NamedNode::new(&dataset.iri) {
+            add(&node, terms::DCAT_DATASET_LINK, iri.into());
         }
     }
+    for dataset in datasets {
+        dataset_triples(&mut graph, dataset, harvested_at);
+    }
     graph
+}
+
+/// What a peer graph says of one harvested dataset (every statement has the dataset as its
+/// subject): what the peer said of it, its offers as JSON literals exactly as sent, when it
+/// was harvested and the entity tag of what was read.
+fn dataset_triples(graph: &mut Graph, dataset: &HarvestedDataset, harvested_at: &str) {
+    let Ok(iri) = NamedNode::new(&dataset.iri) else {
+        return;
+    };
+    let mut add = |p, o: oxigraph::model::Term| {
+        graph.insert(&Triple::new(iri.clone(), p, o));
+    };
+    add(rdf::TYPE, terms::DCAT_DATASET.into_owned().into());
+    if let Some(title) = &dataset.title {
+        add(terms::DCT_TITLE, Literal::new_simple_literal(title).into());
+    }
+    if let Some(description) = &dataset.description {
+        add(
+            terms::DCT_DESCRIPTION,
+            Literal::new_simple_literal(description).into(),
+        );
+    }
+    for keyword in &dataset.keywords {
+        add(
+            terms::DCAT_KEYWORD,
+            Literal::new_simple_literal(keyword).into(),
+        );
+    }
+    let json_type = NamedNode::new_unchecked("http://www.w3.org/1999/02/22-rdf-syntax-ns#JSON");
+    for offer in &dataset.offers {
+        add(
+            AGORA_OFFER,
+            Literal::new_typed_literal(offer.to_string(), json_type.clone()).into(),
+        );
+        if let Some(uid) = offer.get("@id").and_then(Json::as_str)
+            && let Ok(uid) = NamedNode::new(uid)
+        {
+            add(terms::ODRL_HAS_POLICY, uid.into());
+        }
+    }
+    add(
+        PROV_GENERATED_AT_TIME,
+        Literal::new_typed_literal(harvested_at, xsd::DATE_TIME).into(),
+    );
+    add(
+        AGORA_ETAG,
+        Literal::new_simple_literal(&dataset.etag).into(),
+    );
 }
 
 #[cfg(test)]

@@ -1,18 +1,25 @@
 //! Harvested catalogues of federation peers. Each peer's catalogue lives in one named graph of
-//! the public store, `urn:agora:peer:{peer}`, replaced as a whole by each successful harvest
-//! (one transaction), so a peer can only ever touch its own graph and readers never see half
+//! the public store, `urn:agora:peer:{peer}`, so a peer can only ever touch its own graph. A
+//! full harvest replaces the graph as a whole ([`Catalog::replace_peer`]); an incremental sync
+//! replaces the statements of the datasets that changed and drops those that left the peer's
+//! view ([`Catalog::apply_peer_changes`]); either is one transaction, so readers never see half
 //! a harvest. A harvest listing a dataset IRI that the node or another peer already holds is
-//! refused as a whole (first holder wins): a peer cannot take over another node's datasets. The graph names itself as the subject of its provenance: the peer's id
-//! (`agora:origin`), its base URL (`prov:wasDerivedFrom`), its participant id and the harvest
-//! time (`prov:generatedAtTime`), and lists its datasets (`dcat:dataset`). Search indexes each
-//! harvested dataset under `{peer}:{id}` with the peer as its origin; SPARQL sees the graph
-//! like any other (the public checkpoints copy the whole public store).
+//! refused as a whole (first holder wins): a peer cannot take over another node's datasets.
+//! The graph names itself as the subject of its provenance: the peer's id (`agora:origin`),
+//! its base URL (`prov:wasDerivedFrom`), its participant id and the time of the last sync
+//! (`prov:generatedAtTime`), and lists its datasets (`dcat:dataset`). Each dataset carries the
+//! time its description was harvested (`prov:generatedAtTime`) and the entity tag of the DSP
+//! JSON it was read from (`agora:etag`), which the incremental sync checks its copy with.
+//! Search indexes each harvested dataset under `{peer}:{id}` with the peer as its origin;
+//! SPARQL sees the graph like any other (the public checkpoints copy the whole public store).
 
 use super::model::DatasetSummary;
 use super::{Catalog, CatalogError, Result, terms::*};
-use oxigraph::model::vocab::rdf;
+use crate::federation::AGORA_ETAG;
+use oxigraph::model::vocab::{rdf, xsd};
 use oxigraph::model::{
-    Graph, GraphNameRef, NamedNode, NamedNodeRef, NamedOrBlankNodeRef, Term, TermRef,
+    Graph, GraphNameRef, Literal, NamedNode, NamedNodeRef, NamedOrBlankNode, NamedOrBlankNodeRef,
+    Quad, QuadRef, Term, TermRef,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -80,7 +87,138 @@ impl Catalog {
     pub fn replace_peer(&self, peer: &str, graph: &Graph) -> Result<usize> {
         let name = peer_graph(peer);
         let _guard = self.lock_writer()?;
-        // A peer may not list a dataset that this node or another peer already holds.
+        self.refuse_foreign(&name, graph)?;
+        let old = self.peer_keys(name.as_ref())?;
+        let mut transaction = self.store.start_transaction()?;
+        transaction.clear_graph(name.as_ref())?;
+        for triple in graph.iter() {
+            transaction.insert(triple.in_graph(name.as_ref()));
+        }
+        transaction.commit()?;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let summaries = summaries_of(peer, graph);
+        let count = summaries.len();
+        self.index.apply(&summaries, &old)?;
+        Ok(count)
+    }
+
+    /// Applies an incremental sync of `peer`: the datasets of `upserts` (their statements, with
+    /// the dataset as subject, and nothing else) replace what the graph held about them, the
+    /// datasets of `removed` leave the graph, and the graph's harvest time becomes
+    /// `harvested_at`, all in one transaction; the search index follows. A removed dataset the
+    /// graph does not hold is no error (a tombstone may repeat). Returns how many datasets the
+    /// peer now has here.
+    pub fn apply_peer_changes(
+        &self,
+        peer: &str,
+        upserts: &Graph,
+        removed: &[NamedNode],
+        harvested_at: &str,
+    ) -> Result<usize> {
+        let name = peer_graph(peer);
+        let in_graph = GraphNameRef::from(name.as_ref());
+        let catalog = NamedOrBlankNodeRef::from(name.as_ref());
+        let _guard = self.lock_writer()?;
+        self.refuse_foreign(&name, upserts)?;
+        let upserted: Vec<NamedNode> = upserts
+            .subjects_for_predicate_object(rdf::TYPE, DCAT_DATASET)
+            .filter_map(|s| match s {
+                NamedOrBlankNodeRef::NamedNode(n) => Some(n.into_owned()),
+                NamedOrBlankNodeRef::BlankNode(_) => None,
+            })
+            .collect();
+        let mut transaction = self.store.start_transaction()?;
+        for dataset in upserted.iter().chain(removed) {
+            let stale: Vec<Quad> = self
+                .store
+                .quads_for_pattern(Some(dataset.as_ref().into()), None, None, Some(in_graph))
+                .collect::<std::result::Result<_, _>>()?;
+            for quad in &stale {
+                transaction.remove(quad);
+            }
+            transaction.remove(QuadRef::new(
+                catalog,
+                DCAT_DATASET_LINK,
+                dataset.as_ref(),
+                in_graph,
+            ));
+        }
+        for quad in self.store.quads_for_pattern(
+            Some(catalog),
+            Some(PROV_GENERATED_AT_TIME),
+            None,
+            Some(in_graph),
+        ) {
+            transaction.remove(&quad?);
+        }
+        let at = Literal::new_typed_literal(harvested_at, xsd::DATE_TIME);
+        transaction.insert(QuadRef::new(
+            catalog,
+            PROV_GENERATED_AT_TIME,
+            at.as_ref(),
+            in_graph,
+        ));
+        for dataset in &upserted {
+            transaction.insert(QuadRef::new(
+                catalog,
+                DCAT_DATASET_LINK,
+                dataset.as_ref(),
+                in_graph,
+            ));
+        }
+        for triple in upserts.iter() {
+            transaction.insert(triple.in_graph(in_graph));
+        }
+        transaction.commit()?;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let summaries: Vec<DatasetSummary> = upserted
+            .iter()
+            .map(|iri| summary_of(peer, upserts, iri.as_ref(), harvested_at))
+            .collect();
+        let gone: Vec<String> = removed
+            .iter()
+            .filter(|iri| !upserted.contains(iri))
+            .map(|iri| harvested_id(peer, iri.as_str()))
+            .collect();
+        self.index.apply(&summaries, &gone)?;
+        Ok(self.peer_keys(name.as_ref())?.len())
+    }
+
+    /// The datasets of `peer`'s graph with their entity tags (`agora:etag`; empty for a
+    /// dataset harvested before tags were kept), for the incremental sync's check.
+    pub fn peer_etags(&self, peer: &str) -> Result<Vec<(String, String)>> {
+        let name = peer_graph(peer);
+        let in_graph = Some(GraphNameRef::from(name.as_ref()));
+        let mut tags: HashMap<String, String> = HashMap::new();
+        for quad in self
+            .store
+            .quads_for_pattern(None, Some(AGORA_ETAG), None, in_graph)
+        {
+            let quad = quad?;
+            if let (NamedOrBlankNode::NamedNode(iri), Term::Literal(tag)) =
+                (quad.subject, quad.object)
+            {
+                tags.insert(iri.into_string(), tag.value().to_owned());
+            }
+        }
+        let mut out = Vec::new();
+        for quad in self.store.quads_for_pattern(
+            Some(NamedOrBlankNodeRef::from(name.as_ref())),
+            Some(DCAT_DATASET_LINK),
+            None,
+            in_graph,
+        ) {
+            if let Term::NamedNode(iri) = quad?.object {
+                let tag = tags.remove(iri.as_str()).unwrap_or_default();
+                out.push((iri.into_string(), tag));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Refuses a harvest of the graph `name` that lists a dataset this node or another peer
+    /// already holds.
+    fn refuse_foreign(&self, name: &NamedNode, graph: &Graph) -> Result<()> {
         for triple in graph.triples_for_predicate(rdf::TYPE) {
             let NamedOrBlankNodeRef::NamedNode(dataset) = triple.subject else {
                 continue;
@@ -95,7 +233,7 @@ impl Catalog {
                 None,
             ) {
                 if let oxigraph::model::GraphName::NamedNode(other) = quad?.graph_name
-                    && other != name
+                    && other != *name
                 {
                     return Err(CatalogError::Conflict {
                         iri: dataset.as_str().to_owned(),
@@ -103,18 +241,7 @@ impl Catalog {
                 }
             }
         }
-        let old = self.peer_keys(name.as_ref())?;
-        let mut transaction = self.store.start_transaction()?;
-        transaction.clear_graph(name.as_ref())?;
-        for triple in graph.iter() {
-            transaction.insert(triple.in_graph(name.as_ref()));
-        }
-        transaction.commit()?;
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        let summaries = summaries_of(peer, graph);
-        let count = summaries.len();
-        self.index.apply(&summaries, &old)?;
-        Ok(count)
+        Ok(())
     }
 
     /// The peers that have a harvest here.
@@ -172,21 +299,59 @@ impl Catalog {
     }
 
     /// What the harvest of its origin says of the harvested dataset `{peer}:{id}`: the
-    /// dataset's own statements in the peer graph.
+    /// dataset's own statements in the peer graph, then those about the blank nodes and
+    /// resources they point to (a DCAT-AP portal's distributions, publisher, contact point),
+    /// up to four hops and 20,000 statements, never into another dataset or the graph's node.
+    /// Integer values get back the datatype the shapes declare, as for local datasets.
     pub(super) fn describe_harvested(&self, name: &str) -> Result<Option<Graph>> {
+        use oxigraph::model::{Literal, NamedOrBlankNode, QuadRef, Triple, vocab::xsd};
         let Some(found) = self.peer_dataset(name)? else {
             return Ok(None);
         };
         let graph = peer_graph(&found.peer);
-        let iri = NamedNode::new_unchecked(found.iri);
+        let in_graph = GraphNameRef::from(graph.as_ref());
+        let start = NamedOrBlankNode::from(NamedNode::new_unchecked(found.iri));
+        let own_node = NamedOrBlankNode::from(graph.clone());
         let mut out = Graph::new();
-        for quad in self.store.quads_for_pattern(
-            Some(NamedOrBlankNodeRef::from(iri.as_ref())),
-            None,
-            None,
-            Some(GraphNameRef::from(graph.as_ref())),
-        ) {
-            out.insert(&oxigraph::model::Triple::from(quad?));
+        let mut visited = HashSet::from([start.clone()]);
+        let mut queue = std::collections::VecDeque::from([(start, 0usize)]);
+        while let Some((subject, depth)) = queue.pop_front() {
+            for quad in
+                self.store
+                    .quads_for_pattern(Some(subject.as_ref()), None, None, Some(in_graph))
+            {
+                let mut triple = Triple::from(quad?);
+                if let Term::Literal(literal) = &triple.object
+                    && literal.datatype() == xsd::INTEGER
+                    && let Some(declared) = self.integer_datatypes.get(&triple.predicate)
+                {
+                    triple.object =
+                        Literal::new_typed_literal(literal.value(), declared.clone()).into();
+                }
+                let next: Option<NamedOrBlankNode> = match &triple.object {
+                    Term::NamedNode(n) => Some(n.clone().into()),
+                    Term::BlankNode(b) => Some(b.clone().into()),
+                    _ => None,
+                };
+                if let Some(next) = next
+                    && depth < 4
+                    && triple.predicate != rdf::TYPE
+                    && next != own_node
+                    && !self.store.contains(QuadRef::new(
+                        next.as_ref(),
+                        rdf::TYPE,
+                        DCAT_DATASET,
+                        in_graph,
+                    ))?
+                    && visited.insert(next.clone())
+                {
+                    queue.push_back((next, depth + 1));
+                }
+                out.insert(&triple);
+                if out.len() >= 20_000 {
+                    return Ok(Some(out));
+                }
+            }
         }
         Ok(Some(out))
     }
@@ -255,26 +420,34 @@ fn summaries_of(peer: &str, graph: &Graph) -> Vec<DatasetSummary> {
     else {
         return Vec::new();
     };
+    let harvested = harvest_time(graph, catalog.as_ref());
     graph
         .objects_for_subject_predicate(&catalog, DCAT_DATASET_LINK)
         .filter_map(|o| match o {
             TermRef::NamedNode(iri) => Some(iri),
             _ => None,
         })
-        .map(|iri| {
-            let mut summary =
-                DatasetSummary::from_graph(graph, &harvested_id(peer, iri.as_str()), iri, peer);
-            if summary.modified.is_empty() {
-                // The index reconciles by (id, modified); a harvest is its own version.
-                summary.modified = harvest_time(graph, &catalog);
-            }
-            summary
-        })
+        .map(|iri| summary_of(peer, graph, iri, &harvested))
         .collect()
 }
 
-fn harvest_time(graph: &Graph, catalog: &oxigraph::model::NamedOrBlankNode) -> String {
-    match graph.object_for_subject_predicate(catalog, PROV_GENERATED_AT_TIME) {
+/// The search summary of one harvested dataset. The index reconciles by (id, modified); a
+/// harvested description is its own version, dated by its harvest (the dataset's own
+/// `prov:generatedAtTime`, else the graph's).
+fn summary_of(peer: &str, graph: &Graph, iri: NamedNodeRef<'_>, harvested: &str) -> DatasetSummary {
+    let mut summary =
+        DatasetSummary::from_graph(graph, &harvested_id(peer, iri.as_str()), iri, peer);
+    if summary.modified.is_empty() {
+        summary.modified = harvest_time(graph, iri.into());
+        if summary.modified.is_empty() {
+            harvested.clone_into(&mut summary.modified);
+        }
+    }
+    summary
+}
+
+fn harvest_time(graph: &Graph, subject: NamedOrBlankNodeRef<'_>) -> String {
+    match graph.object_for_subject_predicate(subject, PROV_GENERATED_AT_TIME) {
         Some(TermRef::Literal(l)) => l.value().to_owned(),
         _ => String::new(),
     }

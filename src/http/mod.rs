@@ -36,7 +36,7 @@ use utoipa::OpenApi;
         contracts::negotiate, contracts::negotiation, contracts::negotiation_events,
         contracts::approve, contracts::reject, contracts::terminate, contracts::agreement,
         contracts::start_transfer, contracts::transfer, contracts::refresh, contracts::transfer_action,
-        contracts::audit, peers::list, peers::upsert, data::index, data::arrow, data::aggregate, data::shard_plan, data::shard,
+        contracts::audit, peers::list, peers::upsert, peers::changes, data::index, data::arrow, data::aggregate, data::shard_plan, data::shard,
     ),
     components(schemas(error::Problem, crate::catalog::Published, crate::catalog::FindingView,
         crate::catalog::SearchResults, crate::catalog::SearchItem,
@@ -107,6 +107,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .get(peers::list)
                 .post(peers::upsert),
         )
+        .service(web::resource("/api/federation/changes").get(peers::changes))
         .service(web::resource("/api/transfers").post(contracts::start_transfer))
         .service(web::resource("/api/transfers/{id}").get(contracts::transfer))
         .service(web::resource("/api/transfers/{id}/token").post(contracts::refresh))
