@@ -160,12 +160,15 @@ pub fn rdf_ingest(data: &[u8]) {
     let _ = rdf_input::check_json_depth(&String::from_utf8_lossy(body), 64);
 }
 
-/// The ODRL parser and evaluator. Byte 0 picks the syntax (JSON-LD or Turtle), byte 1 the
-/// purpose and byte 2 the pulls already made. Properties: no panic; a decision is the same
-/// twice; and the policy the node emits as JSON-LD (what it stores in an agreement and sends
-/// to peers) decides the same as the policy it was read from (differential emit → re-parse).
+/// The ODRL parser and evaluator. Byte 0 picks the syntax (JSON-LD or Turtle); byte 1 the
+/// purpose (its value mod 3) and, in its higher bits, the requester's claims, the requested
+/// action and asset; byte 2 the pulls already made. Properties: no panic; a decision is the
+/// same twice; it is the decision of the naive reference evaluator (`policy::reference`, which
+/// shares none of the evaluator's logic: differential on the outcome and on every rule's
+/// three-valued state); and the policy the node emits as JSON-LD (what it stores in an
+/// agreement and sends to peers) decides the same as the policy it was read from.
 pub fn odrl(data: &[u8]) {
-    let [mode, purpose, pulls, body @ ..] = data else {
+    let [mode, variant, pulls, body @ ..] = data else {
         return;
     };
     let syntax = if mode % 2 == 0 {
@@ -181,17 +184,39 @@ pub fn odrl(data: &[u8]) {
         "https://w3id.org/dpv#Marketing",
         "https://w3id.org/agora/ns#AITraining",
     ];
-    let mut request = Request::new(oxigraph::model::NamedNode::new_unchecked(
-        "http://www.w3.org/ns/odrl/2/use",
-    ));
-    request.purpose = Some(oxigraph::model::NamedNode::new_unchecked(
-        purposes[usize::from(*purpose) % purposes.len()],
-    ));
-    request.usage.pulls = u64::from(*pulls);
-    request.claims = json!({"sub": "alice", "country": "DE", "org_type": "university"})
+    let variant = usize::from(*variant);
+    let claims = [
+        json!({"sub": "alice", "country": "DE", "org_type": "university"}),
+        json!({"sub": "https://fuzz.example/parties/acme", "country": "US", "org_type": "company"}),
+        json!({"sub": "bob", "country": ["FR", "US"]}),
+        json!({}),
+    ];
+    let actions = ["use", "read", "distribute", "transfer"];
+    let mut request = Request::new(oxigraph::model::NamedNode::new_unchecked(format!(
+        "http://www.w3.org/ns/odrl/2/{}",
+        actions[(variant / 12) % actions.len()]
+    )));
+    request.claims = claims[(variant / 3) % claims.len()]
         .as_object()
         .cloned()
         .unwrap_or_default();
+    request.party = request
+        .claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .filter(|sub| sub.contains(':'))
+        .and_then(|sub| oxigraph::model::NamedNode::new(sub).ok());
+    if variant % 3 != 2 || variant < 128 {
+        request.purpose = Some(oxigraph::model::NamedNode::new_unchecked(
+            purposes[variant % purposes.len()],
+        ));
+    }
+    if variant >= 48 {
+        request.target = Some(oxigraph::model::NamedNode::new_unchecked(
+            "https://fuzz.example/datasets/a",
+        ));
+    }
+    request.usage.pulls = u64::from(*pulls);
     let evaluator = Evaluator::new(clock());
     let first = evaluator.evaluate(&parsed, &request);
     let again = evaluator.evaluate(&parsed, &request);
@@ -200,6 +225,9 @@ pub fn odrl(data: &[u8]) {
         format!("{:?}", again.outcome),
         "the same request decided twice differently"
     );
+    if let Some(difference) = policy::reference::disagreement(&parsed, &request, &first) {
+        panic!("the evaluator and the naive reference disagree: {difference}\npolicy: {parsed:?}");
+    }
     let emitted = policy::to_json_ld_string(&parsed);
     let Ok(reread) = policy::parse(emitted.as_bytes(), RdfSyntax::JsonLd) else {
         panic!("the node cannot re-read the JSON-LD it emits for a policy it accepted:\n{emitted}");

@@ -603,19 +603,21 @@ impl Context<'_> {
             // A collection given only by refinements ("every university").
             return refinements;
         }
-        let Some(candidate) = candidate else {
-            return Satisfaction::Unknown;
+        // Membership and refinements are both premises: a refinement that fails rules the
+        // entity out even when the request does not say which asset or party it is about
+        // (Kleene conjunction; found by the reference evaluator, docs/SECURITY.md).
+        let membership = match candidate {
+            None => Satisfaction::Unknown,
+            Some(candidate) => {
+                let identified = entity.uid.as_ref() == Some(candidate);
+                let member = [entity.uid.as_ref(), entity.source.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .any(|collection| self.part_of(candidate.as_str(), collection.as_str()));
+                Satisfaction::from_bool(identified || member)
+            }
         };
-        let identified = entity.uid.as_ref() == Some(candidate);
-        let member = [entity.uid.as_ref(), entity.source.as_ref()]
-            .into_iter()
-            .flatten()
-            .any(|collection| self.part_of(candidate.as_str(), collection.as_str()));
-        if identified || member {
-            refinements
-        } else {
-            Satisfaction::Unsatisfied
-        }
+        Satisfaction::all([membership, refinements])
     }
 
     /// Whether `member` is (transitively) part of `collection` according to the facts.

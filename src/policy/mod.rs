@@ -26,6 +26,9 @@ mod model;
 mod parse;
 mod plan;
 mod purposes;
+/// The naive reference evaluator: the test oracle the real evaluator is checked against
+/// (generated-policy property test, `odrl` fuzz target). The node never decides with it.
+pub mod reference;
 mod report;
 mod templates;
 mod validate;
