@@ -1,11 +1,19 @@
 //! The audit log: who was given what, under which agreement, append-only and tamper-evident.
 //!
 //! Each entry is one JSON line of `data_dir/audit/log.jsonl` carrying the SHA-256 of the
-//! previous line, and it is on disk (`fsync`) before the access it records is granted. After
-//! every append the node rewrites `head.json` — the last sequence number and hash, signed with
-//! the node's Ed25519 key — so that deleting lines at the end (which the chain alone cannot
-//! show) is caught too. [`verify`] reports the first entry that was edited, deleted, reordered
-//! or truncated.
+//! previous line, and it is on disk (`fsync`) before the access it records is granted. Each
+//! time entries are made durable the node rewrites `head.json` — the last sequence number and
+//! hash, signed with the node's Ed25519 key — so that deleting lines at the end (which the chain
+//! alone cannot show) is caught too. [`verify`] reports the first entry that was edited,
+//! deleted, reordered or truncated.
+//!
+//! Appends commit in groups: an entry is written under the tail lock, then one appender at a
+//! time syncs the file and signs the head for every entry written so far, and the appenders
+//! whose entries that covered return without a sync of their own. Concurrent shard fetches of a
+//! training job thus share one `fsync` and one head instead of queueing for one each, and no
+//! append returns before its entry and a head covering it are on disk. A failed sync removes
+//! every entry it would have covered (their appends fail), so the file never keeps an entry
+//! whose append reported an error.
 
 use crate::clock::SharedClock;
 use crate::identity::DevIssuer;
@@ -96,16 +104,37 @@ impl Head {
     }
 }
 
+/// The end of the log as written (possibly not yet durable). Guarded by the tail lock.
 struct Tail {
     file: File,
     seq: u64,
     hash: String,
+    /// Bytes of whole entries in the file.
+    len: u64,
+    /// For each failed sync so far, the last durable entry it rolled the log back to: an
+    /// appender that wrote its entry before the `n`-th rollback lost it if its sequence number
+    /// is above `rollbacks[n]` (the numbers were then given again).
+    rollbacks: Vec<u64>,
+    /// Set when a rollback could not truncate the file: appends refuse until the node restarts
+    /// (opening drops whatever follows the signed head).
+    broken: bool,
+}
+
+/// What the signed head covers. Guarded by the sync lock, which one syncing appender holds at
+/// a time.
+struct Durable {
+    /// A second handle on the log, to sync it without holding the tail lock.
+    file: File,
+    seq: u64,
+    hash: String,
+    len: u64,
 }
 
 /// The node's audit log.
 pub struct AuditLog {
     dir: PathBuf,
     tail: Mutex<Tail>,
+    durable: Mutex<Durable>,
     signer: Arc<DevIssuer>,
     clock: SharedClock,
 }
@@ -124,9 +153,9 @@ fn hash_line(line: &str) -> String {
 
 impl AuditLog {
     /// Opens (or creates) the log under `data_dir/audit`. What a crash left unacknowledged is
-    /// dropped: a last line cut short (the fsync did not complete), and a whole line written
-    /// after the signed head (the node died between the line's fsync and the head's rename,
-    /// so the append never returned and the access it records was never granted).
+    /// dropped: a last line cut short (the fsync did not complete), and the whole lines written
+    /// after the signed head (the node died before a head covering them was in place, so their
+    /// appends never returned and the accesses they record were never granted).
     pub fn open(
         data_dir: &Path,
         signer: Arc<DevIssuer>,
@@ -143,16 +172,13 @@ impl AuditLog {
             // over: the node refuses to start until someone looks (`agora audit verify`).
             verify(data_dir, &signer)?;
             let bytes = std::fs::read(&path)?;
-            // The head names the last acknowledged entry; without one, only a first append
-            // can have been interrupted.
+            // The head names the last acknowledged entry (`verify` checked everything up to it).
             let signed = read_head(&dir).map_or(0, |head| head.seq);
-            let complete = bytes.iter().filter(|b| **b == b'\n').count() as u64;
-            let unacknowledged = complete == signed + 1;
             for line in bytes.split_inclusive(|b| *b == b'\n') {
-                if unacknowledged && seq == signed {
+                if seq == signed && line.ends_with(b"\n") {
                     tracing::warn!(
-                        "dropping an audit entry written after the signed head (the node stopped \
-                         before acknowledging it)"
+                        "dropping the audit entries written after the signed head (the node \
+                         stopped before acknowledging them)"
                     );
                     break;
                 }
@@ -173,17 +199,48 @@ impl AuditLog {
             file.set_len(good_len)?;
             file.sync_all()?;
         }
-        Ok(Self {
+        let log = Self {
             dir,
-            tail: Mutex::new(Tail { file, seq, hash }),
+            tail: Mutex::new(Tail {
+                file: file.try_clone()?,
+                seq,
+                hash: hash.clone(),
+                len: good_len,
+                rollbacks: Vec::new(),
+                broken: false,
+            }),
+            durable: Mutex::new(Durable {
+                file,
+                seq,
+                hash,
+                len: good_len,
+            }),
             signer,
             clock,
-        })
+        };
+        // A new log starts with a signed head of no entries, so that a head missing later is
+        // always tampering, whatever a crash during the first appends left.
+        if read_head(&log.dir).is_none() && seq == 0 {
+            log.write_head(0, GENESIS)?;
+        }
+        Ok(log)
+    }
+    /// Appends an entry and makes it durable (and a signed head covering it) before returning.
+    pub fn append(&self, record: Record) -> Result<Entry, AuditError> {
+        let (entry, epoch) = self.write_entry(record)?;
+        self.make_durable(entry.seq, epoch)?;
+        Ok(entry)
     }
 
-    /// Appends an entry and makes it durable (and the signed head with it) before returning.
-    pub fn append(&self, record: Record) -> Result<Entry, AuditError> {
+    /// Writes the entry after the last one (not yet synced): the entry and the number of
+    /// rollbacks before it.
+    fn write_entry(&self, record: Record) -> Result<(Entry, usize), AuditError> {
         let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        if tail.broken {
+            return Err(AuditError::Io(std::io::Error::other(
+                "an earlier write failed and could not be undone; restart the node to recover the log",
+            )));
+        }
         let entry = Entry {
             seq: tail.seq + 1,
             at: self
@@ -201,13 +258,60 @@ impl AuditLog {
         };
         let line =
             serde_json::to_string(&entry).map_err(|e| std::io::Error::other(e.to_string()))?;
-        tail.file.write_all(format!("{line}\n").as_bytes())?;
-        tail.file.sync_data()?;
-        let hash = hash_line(&line);
-        self.write_head(entry.seq, &hash)?;
+        let bytes = format!("{line}\n");
+        if let Err(error) = tail.file.write_all(bytes.as_bytes()) {
+            // A part of the line may have reached the file (the disk filled up): cut it off.
+            let len = tail.len;
+            if tail.file.set_len(len).is_err() {
+                tail.broken = true;
+            }
+            return Err(error.into());
+        }
         tail.seq = entry.seq;
-        tail.hash = hash;
-        Ok(entry)
+        tail.hash = hash_line(&line);
+        tail.len += bytes.len() as u64;
+        Ok((entry, tail.rollbacks.len()))
+    }
+
+    /// Returns once entry `seq` (written after `epoch` rollbacks) is synced and signed: by this
+    /// caller, syncing every entry written so far, or by another appender that did so first.
+    fn make_durable(&self, seq: u64, epoch: usize) -> Result<(), AuditError> {
+        let mut durable = self.durable.lock().unwrap_or_else(|p| p.into_inner());
+        let (target_seq, target_hash, target_len) = {
+            let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(&kept) = tail.rollbacks.get(epoch) {
+                if seq <= kept {
+                    return Ok(());
+                }
+                return Err(AuditError::Io(std::io::Error::other(
+                    "the audit log could not be synced; the access was not granted",
+                )));
+            }
+            if durable.seq >= seq {
+                return Ok(());
+            }
+            (tail.seq, tail.hash.clone(), tail.len)
+        };
+        let synced = durable
+            .file
+            .sync_data()
+            .map_err(AuditError::from)
+            .and_then(|()| self.write_head(target_seq, &target_hash));
+        if let Err(error) = synced {
+            let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+            if tail.file.set_len(durable.len).is_err() {
+                tail.broken = true;
+            }
+            tail.seq = durable.seq;
+            tail.hash = durable.hash.clone();
+            tail.len = durable.len;
+            tail.rollbacks.push(durable.seq);
+            return Err(error);
+        }
+        durable.seq = target_seq;
+        durable.hash = target_hash;
+        durable.len = target_len;
+        Ok(())
     }
 
     fn write_head(&self, seq: u64, hash: &str) -> Result<(), AuditError> {
@@ -247,21 +351,25 @@ fn read_head(dir: &Path) -> Option<Head> {
 /// Checks the whole log under `data_dir/audit` against the chain and the signed head: the
 /// number of acknowledged entries, or the first tampered one.
 ///
-/// A crash can leave one entry the node never acknowledged after the signed head: a line cut
-/// short, or a whole line whose head was not yet renamed into place (appends are serialised,
-/// so there is at most one). That is not tampering; it is not counted, and the node drops it
-/// when it next opens the log. Anything more after the head is reported.
+/// A crash can leave entries the node never acknowledged after the signed head: a line cut
+/// short, or the whole lines of a group whose head was not yet renamed into place. That is not
+/// tampering; they are not counted, and the node drops them when it next opens the log. A head
+/// missing, not the node's, or covering entries the log no longer has (or has changed) is.
 pub fn verify(data_dir: &Path, signer: &DevIssuer) -> Result<u64, AuditError> {
     let dir = data_dir.join("audit");
     let text = std::fs::read_to_string(dir.join("log.jsonl")).unwrap_or_default();
     let head = read_head(&dir);
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let signed = head.as_ref().map_or(0, |h| h.seq);
-    let pending = lines.len() as u64 == signed + 1 && lines.len() as u64 >= 1;
-    let covered = if pending {
-        &lines[..lines.len() - 1]
-    } else {
-        &lines[..]
+    let covered = match &head {
+        // Lines after the head were never acknowledged (a crash during a group's sync).
+        Some(head) => {
+            &lines[..lines
+                .len()
+                .min(usize::try_from(head.seq).unwrap_or(usize::MAX))]
+        }
+        // Logs that began before the first empty head: only a first append can be pending.
+        None if lines.len() <= 1 => &lines[..0],
+        None => &lines[..],
     };
     let mut prev = GENESIS.to_owned();
     let mut count = 0u64;
@@ -307,21 +415,13 @@ pub fn verify(data_dir: &Path, signer: &DevIssuer) -> Result<u64, AuditError> {
             what: "the head's signature is not the node's".into(),
         });
     }
-    if head.seq != count {
-        let what = if head.seq > count {
-            format!(
+    if head.seq > count {
+        return Err(AuditError::Tampered {
+            seq: count + 1,
+            what: format!(
                 "the signed head covers {} entries but the log has {count}: it was truncated",
                 head.seq
-            )
-        } else {
-            format!(
-                "the log has {count} entries but the signed head covers only {}: entries were appended",
-                head.seq
-            )
-        };
-        return Err(AuditError::Tampered {
-            seq: count.min(head.seq) + 1,
-            what,
+            ),
         });
     }
     if head.hash != prev {
@@ -445,9 +545,9 @@ mod tests {
     }
 
     /// Found by the crash harness (R39): a kill between an entry's fsync and the head's rename
-    /// left a whole unsigned line, which `verify` called truncation. The line was never
-    /// acknowledged: `verify` leaves it uncounted, `open` drops it, and a second unsigned line
-    /// (which no crash can produce) is still reported.
+    /// left a whole unsigned line, which `verify` called truncation. The lines after the head
+    /// (a whole group of them since appends commit in groups) were never acknowledged:
+    /// `verify` leaves them uncounted and `open` drops them.
     #[test]
     fn an_entry_written_after_the_signed_head_is_unacknowledged_not_tampering() {
         let temp = tempfile::tempdir().unwrap();
@@ -476,12 +576,55 @@ mod tests {
         std::fs::remove_file(fresh.path().join("audit/head.json")).unwrap();
         assert_eq!(verify(fresh.path(), &issuer).unwrap_or(99), 0);
 
-        // Two lines after the head: no crash does that.
-        let (audit, issuer) = log(dir);
-        audit.append(record(2)).unwrap();
-        audit.append(record(3)).unwrap();
+        // A group of two lines after the head.
+        {
+            let (audit, _) = log(dir);
+            audit.append(record(2)).unwrap();
+            audit.append(record(3)).unwrap();
+        }
         std::fs::write(&head, &signed_head).unwrap();
-        let appended = verify(dir, &issuer).unwrap_err().to_string();
-        assert!(appended.contains("appended"), "{appended}");
+        assert_eq!(verify(dir, &issuer).unwrap(), 1);
+        let (audit, issuer) = log(dir);
+        assert_eq!(lines(dir).len(), 1, "open dropped the whole group");
+        audit.append(record(4)).unwrap();
+        assert_eq!(verify(dir, &issuer).unwrap(), 2);
+
+        // A new log is signed empty, so a head removed later is tampering even after a crash.
+        let first = tempfile::tempdir().unwrap();
+        {
+            let (audit, _) = log(first.path());
+            audit.append(record(1)).unwrap();
+            audit.append(record(2)).unwrap();
+        }
+        std::fs::remove_file(first.path().join("audit/head.json")).unwrap();
+        let missing = verify(first.path(), &issuer).unwrap_err().to_string();
+        assert!(missing.contains("missing"), "{missing}");
+    }
+
+    #[test]
+    fn concurrent_appends_are_all_acknowledged_under_the_signed_head() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
+        let (audit, issuer) = log(dir);
+        let audit = Arc::new(audit);
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let audit = audit.clone();
+                std::thread::spawn(move || {
+                    (0..25)
+                        .map(|n| audit.append(record(t * 100 + n)).unwrap().seq)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut seqs: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
+        // Every acknowledged entry is under the signed head, with no pending tail.
+        assert_eq!(verify(dir, &issuer).unwrap(), 200);
+        assert_eq!(lines(dir).len(), 200);
     }
 }
