@@ -455,6 +455,19 @@ impl Federation {
     /// One sync of `peer`: trust its keys, then apply the changes since the last sync, or
     /// harvest in full when there is no cursor or the changes cannot be trusted.
     fn harvest(&self, peer: &PeerConfig) -> Result<Synced, CrawlError> {
+        if peer.kind == crate::config::PeerKind::Dcat {
+            // A DCAT-AP portal: no keys, no token, no offers, no change feed.
+            let (participant, datasets) =
+                crate::harvest_dcat::harvest(peer, &self.addresses, &self.catalog, &self.clock)?;
+            return Ok(Synced {
+                participant,
+                datasets,
+                mode: SyncMode::Full,
+                full_reason: Some("a DCAT-AP portal has no change feed".into()),
+                upserts: 0,
+                removals: 0,
+            });
+        }
         let base = peer.url.trim_end_matches('/');
         let (participant, token) = self.introduce(peer, base)?;
         let reason = match self.cursor(peer, &participant) {

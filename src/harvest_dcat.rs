@@ -318,6 +318,28 @@ fn select(triples: Vec<Triple>, page_url: &str, base: &str) -> Result<CatalogPag
             }
         }
     }
+    // A catalogue record of a kept dataset (piveau writes them): its dates feed the index.
+    let kept: HashSet<&NamedNode> = dataset_iris.iter().collect();
+    let primary_topic = NamedNodeRef::new_unchecked("http://xmlns.com/foaf/0.1/primaryTopic");
+    for record in &records {
+        let ids = by_subject
+            .get(record)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let of_kept = ids.iter().any(|&i| {
+            triples[i].predicate == primary_topic
+                && matches!(&triples[i].object, Term::NamedNode(n) if kept.contains(n))
+        });
+        let under_base =
+            matches!(record, NamedOrBlankNode::NamedNode(n) if n.as_str().starts_with(&prefix));
+        if of_kept && under_base {
+            for &i in ids {
+                if keep(&triples[i], false) && seen_triples.insert(i) {
+                    page.triples.push(triples[i].clone());
+                }
+            }
+        }
+    }
     page.datasets = dataset_iris;
 
     // The catalogue itself: the one that lists datasets, else the one there is.
@@ -692,6 +714,25 @@ pub fn normalise(graph: &mut Graph) {
         graph.insert(t);
     }
     let mut typed = Vec::new();
+    // A publisher or creator with a name is a `foaf:Agent` (DCAT-AP's range), whatever
+    // subclass the portal wrote (`foaf:Organization`).
+    let name = ns("http://xmlns.com/foaf/0.1/", "name");
+    for property in [ns(DCT, "publisher"), ns(DCT, "creator")] {
+        for t in graph.triples_for_predicate(&property) {
+            let agent: NamedOrBlankNode = match t.object {
+                oxigraph::model::TermRef::NamedNode(n) => n.into_owned().into(),
+                oxigraph::model::TermRef::BlankNode(b) => b.into_owned().into(),
+                _ => continue,
+            };
+            if graph.object_for_subject_predicate(&agent, &name).is_some() {
+                typed.push(Triple::new(
+                    agent,
+                    rdf::TYPE,
+                    ns("http://xmlns.com/foaf/0.1/", "Agent"),
+                ));
+            }
+        }
+    }
     for (property, class) in RANGES {
         let property = NamedNodeRef::new_unchecked(property);
         let class = iri(class);

@@ -36,6 +36,8 @@ mod dsp_tck;
 mod durability;
 #[path = "integration/federation.rs"]
 mod federation;
+#[path = "integration/federation_dcat.rs"]
+mod federation_dcat;
 #[path = "integration/flight.rs"]
 mod flight;
 #[path = "integration/fuzz_seeds.rs"]
