@@ -297,14 +297,36 @@ impl SparqlService {
         {
             return Ok(current);
         }
-        let path = self
-            .snapshots_dir
-            .join(format!("{generation}-{}", uuid::Uuid::new_v4().simple()));
+        let name = format!("{generation}-{}", uuid::Uuid::new_v4().simple());
         let catalog = self.catalog.clone();
-        let target = path.clone();
-        tokio::task::spawn_blocking(move || public_checkpoint(&catalog, &target))
-            .await
-            .map_err(|e| QueryError::Internal(e.to_string()))??;
+        let in_data_dir = self.snapshots_dir.join(&name);
+        // Where the data directory has turned read-only (matrix R40), queries must keep
+        // working: a RocksDB checkpoint flushes the live store first, which a read-only disk
+        // refuses, so the public quads are copied out of the open store into a new one in the
+        // temporary directory instead. Nothing is written to the data directory.
+        let fallback = std::env::temp_dir()
+            .join(format!("agora-sparql-snapshots-{}", std::process::id()))
+            .join(&name);
+        let path = tokio::task::spawn_blocking(move || {
+            match public_checkpoint(&catalog, &in_data_dir) {
+                Err(QueryError::Internal(message)) if is_read_only(&message) => {
+                    let _ = std::fs::remove_dir_all(&in_data_dir);
+                    tracing::warn!(
+                        error = %message,
+                        fallback = %fallback.display(),
+                        "data directory is read-only; SPARQL checkpoint taken in the temporary directory"
+                    );
+                    if let Some(parent) = fallback.parent() {
+                        std::fs::create_dir_all(parent)
+                            .map_err(|e| QueryError::Internal(format!("checkpoint: {e}")))?;
+                    }
+                    public_copy(&catalog, &fallback).map(|()| fallback)
+                }
+                other => other.map(|()| in_data_dir),
+            }
+        })
+        .await
+        .map_err(|e| QueryError::Internal(e.to_string()))??;
         let snapshot = Arc::new(Snapshot { generation, path });
         if let Ok(mut current) = self.current.lock() {
             *current = Some(snapshot.clone());
@@ -584,6 +606,36 @@ impl Write for CappedWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// What [`public_checkpoint`] makes, by reading the open store rather than checkpointing it
+/// (which needs a flush the data directory may not take): every quad but those of restricted
+/// datasets, copied into a new store at `target`.
+fn public_copy(catalog: &Catalog, target: &std::path::Path) -> Result<(), QueryError> {
+    let failed = |e: &dyn std::fmt::Display| QueryError::Internal(format!("checkpoint copy: {e}"));
+    let restricted: std::collections::HashSet<String> = catalog
+        .restricted_ids()
+        .map_err(|e| failed(&e))?
+        .into_iter()
+        .map(|id| format!("urn:agora:local:{id}"))
+        .collect();
+    let copy = Store::open(target).map_err(|e| failed(&e))?;
+    let mut quads = Vec::new();
+    for quad in catalog.store().iter() {
+        let quad = quad.map_err(|e| failed(&e))?;
+        let hidden = matches!(&quad.graph_name,
+            oxigraph::model::GraphName::NamedNode(g) if restricted.contains(g.as_str()));
+        if !hidden {
+            quads.push(quad);
+        }
+    }
+    copy.extend(quads).map_err(|e| failed(&e))?;
+    copy.flush().map_err(|e| failed(&e))
+}
+
+/// Whether a storage error says the file system is read-only (RocksDB hands errors up as text).
+fn is_read_only(message: &str) -> bool {
+    message.contains("Read-only file system") || message.contains("os error 30")
 }
 
 /// A checkpoint of the public catalogue for SPARQL: the store as it is, less the graphs of

@@ -120,7 +120,7 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage-read-only",
                 "Service unavailable",
-                "the node's storage is read-only, so nothing was written; try again later",
+                "the node's storage is read-only, so nothing was written (reads still work); the operator must check the data disk and make it writable again (fsck, remount read-write, restart the node); try again later",
             )
             .with_retry_after(60);
         }
