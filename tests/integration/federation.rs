@@ -494,6 +494,8 @@ enum Rogue {
     ClaimsOthers,
     /// More than the 16 MiB cap.
     Huge,
+    /// Invalid JSON-LD: a document cut off in the middle.
+    Invalid,
     /// Headers, then one byte of the body every 200 ms, forever.
     Slowloris,
     /// `302` to `/loop`, which redirects to itself.
@@ -573,6 +575,8 @@ fn rogue_peer(
                     jwks.clone()
                 } else if mode == Rogue::Huge {
                     " ".repeat(17 << 20)
+                } else if mode == Rogue::Invalid {
+                    r#"{"@context": ["https://w3id.org/dspace/2025/1/context.jsonld"], "@type": "Catalog", "dataset": [{"@id": "#.to_owned()
                 } else {
                     let iri = match mode {
                         Rogue::Honest => "https://rogue.example/datasets/rogue-own",
@@ -604,7 +608,8 @@ fn peer_status(node: &TestNode, id: &str) -> Json {
         .unwrap_or(Json::Null)
 }
 
-/// A hostile peer (claiming a dataset the node holds, answering more than 16 MiB) keeps its
+/// A hostile peer (claiming a dataset the node holds, answering more than 16 MiB or invalid
+/// JSON-LD) keeps its
 /// last good harvest, touches nothing else, and the honest peer's harvest goes on.
 #[test]
 fn a_rogue_peer_keeps_its_last_good_harvest_and_touches_nothing_else() {
@@ -644,6 +649,17 @@ fn a_rogue_peer_keeps_its_last_good_harvest_and_touches_nothing_else() {
             status["last_error"]
                 .as_str()
                 .is_some_and(|e| e.contains("larger than"))
+        },
+    );
+    *mode.lock().unwrap() = Rogue::Invalid;
+    add_peer(&a, "r", &rogue);
+    converge(
+        "the refusal of invalid JSON-LD",
+        || peer_status(&a, "r"),
+        |status| {
+            status["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("not JSON"))
         },
     );
     // The rogue's last good harvest stays; a's dataset is still only a's; b's is harvested.
