@@ -1327,6 +1327,43 @@ mod tests {
     }
 
     #[test]
+    fn portals_are_configured_by_flag_or_by_kind() {
+        use crate::config::PeerKind;
+        let flag = peer();
+        assert_eq!(flag.kind, PeerKind::Dcat);
+        assert_eq!(flag.url, "http://ckan.example");
+        assert_eq!(flag.catalog_url(), "http://ckan.example/catalog.ttl");
+        let dsp = PeerConfig::parse_flag("b=http://node-b.example").unwrap();
+        assert_eq!(dsp.kind, PeerKind::Dsp);
+        assert!(
+            !serde_json::to_string(&dsp).unwrap().contains("kind"),
+            "a DSP peer is written as before"
+        );
+        let piveau: PeerConfig = serde_json::from_str(
+            r#"{"id": "hub", "url": "http://hub.example", "kind": "dcat",
+                "catalog": "http://hub.example/api/hub/repo/catalogues/x?page=0"}"#,
+        )
+        .unwrap();
+        assert!(piveau.check().is_ok());
+        assert_eq!(
+            piveau.catalog_url(),
+            "http://hub.example/api/hub/repo/catalogues/x?page=0"
+        );
+        for bad in [
+            r#"{"id": "hub", "url": "http://hub.example", "kind": "dcat", "catalog": "http://evil.example/c"}"#,
+            r#"{"id": "hub", "url": "http://hub.example", "catalog": "http://hub.example/c"}"#,
+        ] {
+            let peer: PeerConfig = serde_json::from_str(bad).unwrap();
+            assert!(peer.check().is_err(), "{bad}");
+        }
+        assert!(
+            serde_json::from_str::<PeerConfig>(r#"{"id": "x", "url": "http://x", "kind": "ftp"}"#)
+                .is_err()
+        );
+        assert!(PeerConfig::parse_flag("c=dcat+ftp://x").is_err());
+    }
+
+    #[test]
     fn vocabulary_mappings() {
         assert_eq!(
             file_type(".CSV").map(|n| n.into_string()),

@@ -94,7 +94,8 @@ struct ServeArgs {
     /// Let DSP messages go to loopback and private addresses (tests, one-machine federations).
     #[arg(long, env = "AGORA_ALLOW_PRIVATE_ADDRESSES")]
     allow_private_addresses: bool,
-    /// A peer whose catalogue this node harvests, as ID=URL (repeatable).
+    /// A peer whose catalogue this node harvests, as ID=URL (repeatable); ID=dcat+URL for a
+    /// DCAT-AP portal (CKAN's URL/catalog.ttl), a read-only peer.
     #[arg(long = "peer")]
     peers: Vec<String>,
     /// Seconds between two harvests of one peer.

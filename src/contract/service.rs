@@ -1625,6 +1625,23 @@ impl Contracts {
         }
         match request.provider.clone() {
             None => match self.catalog.peer_dataset(&request.dataset)? {
+                // A harvested dataset without offers (a read-only DCAT-AP portal's) has
+                // nothing to negotiate, and its origin may have no DSP endpoint at all.
+                Some(_)
+                    if self
+                        .catalog
+                        .describe(&request.dataset)?
+                        .triples_for_predicate(crate::catalog::AGORA_OFFER)
+                        .next()
+                        .is_none() =>
+                {
+                    Err(ContractError::NotFound {
+                        what: format!(
+                            "an offer for {} (its origin publishes none: the datasets of a DCAT-AP portal are read-only)",
+                            request.dataset
+                        ),
+                    })
+                }
                 // A harvested dataset (`{peer}:{id}`) is negotiated with its origin node.
                 Some(origin) => {
                     let provider = format!("{}/dsp", origin.url);

@@ -7,7 +7,7 @@
 //! validates against the official DCAT-AP 3.0.1 shapes with pySHACL. Waits poll with generous
 //! deadlines (guards against hanging, not performance assertions).
 
-use super::common::{Options, TestNode, bearer, fixture, reference_dir, repo_root};
+use super::common::{Options, TestNode, bearer, fixture, reference_dir, repo_root, researcher};
 use agora::identity::Role;
 use serde_json::{Value as Json, json};
 use std::collections::HashMap;
@@ -15,7 +15,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const CKAN_PATH: &str = "/ckan";
@@ -25,20 +25,27 @@ const PIVEAU_CATALOGUE: &str = "/api/hub/repo/catalogues/exampleburg-mobility";
 /// One document the fixture server answers: its media type and body.
 type Route = (&'static str, Vec<u8>);
 
+/// What the fixture server was asked for (path and query of each request).
+type Requests = Arc<Mutex<Vec<String>>>;
+
 /// A tiny HTTP/1.1 server on loopback answering GETs from a fixed table (path and query as
 /// sent), 404 otherwise; one thread per connection, `Connection: close`.
-fn serve(listener: TcpListener, routes: HashMap<String, Route>) {
+fn serve(listener: TcpListener, routes: HashMap<String, Route>) -> Requests {
     let routes = Arc::new(routes);
+    let requests = Requests::default();
+    let log = requests.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
             let routes = routes.clone();
-            std::thread::spawn(move || answer(stream, &routes));
+            let log = log.clone();
+            std::thread::spawn(move || answer(stream, &routes, &log));
         }
     });
+    requests
 }
 
-fn answer(mut stream: TcpStream, routes: &HashMap<String, Route>) {
+fn answer(mut stream: TcpStream, routes: &HashMap<String, Route>, log: &Requests) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let mut request = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -50,6 +57,9 @@ fn answer(mut stream: TcpStream, routes: &HashMap<String, Route>) {
     }
     let text = String::from_utf8_lossy(&request);
     let target = text.split_whitespace().nth(1).unwrap_or_default();
+    if let Ok(mut log) = log.lock() {
+        log.push(target.to_owned());
+    }
     let (status, media, body) = match routes.get(target) {
         Some((media, body)) => ("200 OK", *media, body.as_slice()),
         None => ("404 Not Found", "text/plain", &b"not found"[..]),
@@ -71,8 +81,9 @@ fn templated(name: &str, base: &str) -> Vec<u8> {
 }
 
 /// The four portals on one server: CKAN, piveau, one listing CKAN's dataset as its own, one
-/// whose second page points back at the first. Returns the server's root URL.
-fn portals() -> String {
+/// whose second page points back at the first. Returns the server's root URL and the log of
+/// what it was asked.
+fn portals() -> (String, Requests) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let root = format!("http://{}", listener.local_addr().expect("address"));
     let ckan = format!("{root}{CKAN_PATH}");
@@ -128,8 +139,8 @@ fn portals() -> String {
         "/loop/catalog.ttl?page=2".into(),
         (turtle, page(2, &format!("{root}/loop/catalog.ttl?page=1"))),
     );
-    serve(listener, routes);
-    root
+    let requests = serve(listener, routes);
+    (root, requests)
 }
 
 fn deadline() -> Instant {
@@ -243,7 +254,7 @@ fn python() -> Option<PathBuf> {
 
 #[test]
 fn dcat_portals_are_harvested_into_peer_graphs_that_validate_against_dcat_ap_3() {
-    let root = portals();
+    let (root, requests) = portals();
     let node = TestNode::start(Options {
         args: vec![
             "--allow-private-addresses".into(),
@@ -442,6 +453,44 @@ fn dcat_portals_are_harvested_into_peer_graphs_that_validate_against_dcat_ap_3()
     assert!(
         !turtle.contains("hydra"),
         "paging controls are not part of a description:\n{turtle}"
+    );
+
+    // The page for people shows the portal's distributions too.
+    let page = node.get(&format!("/datasets/{air_id}"), &[]);
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(
+        page.text().contains("Measurements 2024 (CSV)"),
+        "{}",
+        page.text()
+    );
+
+    // A portal is read-only: its datasets have no offers, and nothing asks it for DSP or keys.
+    let token = researcher(&node, "researcher-1");
+    let refused = node.send(
+        "POST",
+        "/api/negotiations",
+        &[
+            ("Authorization", &bearer(&token)),
+            ("Content-Type", "application/json"),
+        ],
+        json!({"dataset": air_id, "purpose": "dpv:AcademicResearch"})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(refused.status, 404, "{}", refused.text());
+    assert!(refused.text().contains("read-only"), "{}", refused.text());
+    let asked = requests.lock().map(|r| r.clone()).unwrap_or_default();
+    assert!(
+        asked
+            .iter()
+            .any(|p| p.starts_with("/ckan/catalog.ttl?page=3")),
+        "{asked:?}"
+    );
+    assert!(
+        !asked
+            .iter()
+            .any(|p| p.contains("/dsp") || p.contains("/.well-known/")),
+        "a DCAT-AP portal is never asked for DSP or keys: {asked:?}"
     );
 
     // Every harvested dataset's export validates against the official DCAT-AP 3.0.1 shapes.
