@@ -13,7 +13,7 @@
 #   here: --work-dir DIR (kept), --keep, --output FILE.
 # Binary: AGORA_BIN, else $CARGO_TARGET_DIR/release/agora (default ~/.cache/agora-target).
 # Python: AGORA_BENCH_PYTHON, else ~/.cache/agora-venv/bin/python (needs pyarrow).
-# Exit status 1 when any request failed or the node did not survive.
+# Exit status 1 when any request failed, the node did not survive or its memory grew.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

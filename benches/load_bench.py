@@ -18,7 +18,8 @@ threads (one keep-alive connection each) send, for --duration seconds, a weighte
 Any status other than the expected one (200, or 201 for a negotiation), a connection error,
 a truncated stream or a wrong row count is an error; errors are counted per kind with their
 first messages. Latency is per request (send to last byte). The node's VmRSS is read from
-/proc every second; the report compares the first and the last minute (flat memory).
+/proc every second; the report compares the first and the last minute: flat when the last is
+within 64 MiB or 25 % of the first. The exit status is 1 on any error or growth.
 
 It measures and prints a Markdown block on stdout (progress on stderr) and results.json in the
 work dir.
@@ -412,9 +413,13 @@ def main() -> int:
             "p99_ms": round(percentile(values, 99) * 1000, 1),
             "max_ms": round(max(values) * 1000, 1) if values else None,
         }
+    first_mib, last_mib = result["rss_first_window_mib"] or 0, result["rss_last_window_mib"] or 0
+    # Flat: the last minute within 64 MiB or 25 % of the first (allocator and cache warm-up).
+    result["rss_flat"] = last_mib - first_mib <= max(64.0, 0.25 * first_mib)
     (work / "results.json").write_text(json.dumps(result, indent=2))
     print(report(result))
-    return 0 if sum(stats.errors.values()) == 0 and alive and health == 200 else 1
+    passed = sum(stats.errors.values()) == 0 and alive and health == 200 and result["rss_flat"]
+    return 0 if passed else 1
 
 
 def report(r: dict) -> str:
@@ -435,7 +440,8 @@ def report(r: dict) -> str:
         "",
         f"RSS of the node (VmRSS, sampled every second): first {r['rss_window_s']} s "
         f"{r['rss_first_window_mib']} MiB, last {r['rss_window_s']} s {r['rss_last_window_mib']} MiB, "
-        f"max {r['rss_max_mib']} MiB; per minute: {', '.join(str(m) for m in r['rss_per_minute_mib'])} MiB.",
+        f"max {r['rss_max_mib']} MiB; per minute: {', '.join(str(m) for m in r['rss_per_minute_mib'])} MiB. "
+        f"Flat (last window within 64 MiB or 25 % of the first): **{'yes' if r['rss_flat'] else 'no'}**.",
     ]
     if r["error_samples"]:
         lines += ["", "First errors:", *[f"- `{m}`" for m in r["error_samples"]]]

@@ -1423,6 +1423,107 @@ mod tests {
         assert!(validator.validate(&foreign).is_err());
     }
 
+    /// A full harvest then an incremental sync on a real store: the changed dataset is
+    /// replaced, the new one added, the removed one gone (graph and search), others untouched,
+    /// and the copy's digest is the digest of the peer's view.
+    #[test]
+    fn changes_apply_in_place_and_the_copy_matches_the_view() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+        let options = crate::catalog::CatalogOptions {
+            public_url: "http://node-a.example".into(),
+            limits: crate::rdf_input::InputLimits {
+                max_bytes: 1 << 20,
+                max_json_depth: 32,
+                max_triples: 10_000,
+            },
+            allow_roots: Vec::new(),
+        };
+        let catalog = Catalog::open(dir.path(), options, clock).unwrap();
+        let entry = |name: &str, title: &str| {
+            json!({"@id": format!("{BASE}/datasets/{name}"), "@type": "Dataset",
+                "dct:title": title, "hasPolicy": [{"@id": format!("{BASE}/datasets/{name}#offer-0"),
+                "@type": "Offer", "permission": [{"action": "use"}]}]})
+        };
+        let peer = PeerConfig::parse_flag(&format!("b={BASE}")).unwrap();
+        let first = [
+            entry("x", "Rivers"),
+            entry("y", "Lakes"),
+            entry("z", "Glaciers"),
+        ];
+        let read = parse_catalog_page(&page(json!(first)), BASE, PARTICIPANT).unwrap();
+        let graph = peer_graph_of(&peer, PARTICIPANT, "2026-01-01T00:00:00Z", &read);
+        assert_eq!(catalog.replace_peer("b", &graph).unwrap(), 3);
+
+        let changed = [entry("y", "Lakes and ponds"), entry("w", "Wetlands")];
+        let upserts = parse_catalog_page(&page(json!(changed)), BASE, PARTICIPANT).unwrap();
+        let mut graph = Graph::new();
+        for dataset in &upserts {
+            dataset_triples(&mut graph, dataset, "2026-01-02T00:00:00Z");
+        }
+        let removed = vec![NamedNode::new(format!("{BASE}/datasets/z")).unwrap()];
+        let count = catalog
+            .apply_peer_changes("b", &graph, &removed, "2026-01-02T00:00:00Z")
+            .unwrap();
+        assert_eq!(count, 3);
+
+        let view = [
+            entry("x", "Rivers"),
+            entry("y", "Lakes and ponds"),
+            entry("w", "Wetlands"),
+        ];
+        let tags: Vec<(String, String)> = view
+            .iter()
+            .map(|d| (d["@id"].as_str().unwrap().to_owned(), feed::etag(d)))
+            .collect();
+        let ours = catalog.peer_etags("b").unwrap();
+        assert_eq!(
+            feed::digest(ours.iter().map(|(i, t)| (i.as_str(), t.as_str()))),
+            feed::digest(tags.iter().map(|(i, t)| (i.as_str(), t.as_str())))
+        );
+        assert!(catalog.peer_dataset("b:z").unwrap().is_none());
+        assert!(catalog.peer_dataset("b:w").unwrap().is_some());
+        let described = catalog.describe("b:y").unwrap();
+        let titles: Vec<String> = described
+            .objects_for_subject_predicate(
+                NamedNode::new(format!("{BASE}/datasets/y"))
+                    .unwrap()
+                    .as_ref(),
+                terms::DCT_TITLE,
+            )
+            .map(|t| t.to_string())
+            .collect();
+        assert_eq!(titles, vec!["\"Lakes and ponds\"".to_owned()]);
+        let search = |text: &str| {
+            catalog
+                .search(
+                    &crate::catalog::SearchQuery {
+                        text: text.into(),
+                        filters: Vec::new(),
+                        limit: 10,
+                        offset: 0,
+                    },
+                    &crate::catalog::Viewer::anonymous(),
+                )
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|i| i.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(search("glaciers"), Vec::<String>::new());
+        assert_eq!(search("ponds"), vec!["b:y".to_owned()]);
+        assert_eq!(search("wetlands"), vec!["b:w".to_owned()]);
+        assert_eq!(search("rivers"), vec!["b:x".to_owned()]);
+        // A tombstone for what is not there changes nothing.
+        assert_eq!(
+            catalog
+                .apply_peer_changes("b", &Graph::new(), &removed, "2026-01-03T00:00:00Z")
+                .unwrap(),
+            3
+        );
+    }
+
     #[test]
     fn harvested_ids_are_qualified_by_the_peer() {
         assert_eq!(catalog::harvested_id("b", "http://b/datasets/abc"), "b:abc");

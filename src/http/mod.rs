@@ -168,6 +168,32 @@ pub async fn serve(
             }
         }
     });
+    // RocksDB, as Oxigraph configures it, keeps up to 128 MiB of writes per column family in
+    // memory before it flushes them (no total cap): under a steady stream of negotiations,
+    // transfers and pulls the node's RSS grew by about 60 MiB a minute (benches/load.sh,
+    // BENCHMARKS.md "Load"). Flushing the stores every 10 s bounds what the memtables hold
+    // to what was written in that time; an idle store's flush is a no-op.
+    let flusher = node.clone();
+    actix_web::rt::spawn(async move {
+        let mut ticker = actix_web::rt::time::interval(Duration::from_secs(10));
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            let node = flusher.clone();
+            let flushed = web::block(move || {
+                node.contracts
+                    .flush()
+                    .map_err(|e| crate::catalog::CatalogError::Internal(e.to_string()))?;
+                node.catalog.flush()
+            })
+            .await;
+            match flushed {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "periodic store flush failed"),
+                Err(error) => tracing::warn!(%error, "periodic store flush failed"),
+            }
+        }
+    });
     node.federation.start()?;
     let served = HttpServer::new(move || {
         App::new()
