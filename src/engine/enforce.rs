@@ -10,6 +10,7 @@
 //! consumers cannot link theirs.
 
 use super::EngineError;
+use super::generalise::{TruncateTime, Unit};
 use crate::policy::{ColumnValue, EnforcementPlan, FilterOperator, Granularity};
 use datafusion::arrow::array::{Array, ArrayRef, StringArray};
 use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
@@ -317,13 +318,17 @@ fn generalised(column: &str, granularity: Granularity, data_type: &DataType) -> 
             datafusion::functions::expr_fn::floor(source / lit(degrees)) * lit(degrees)
         }
         time => {
-            let unit = match time {
-                Granularity::Year => "year",
-                Granularity::Month => "month",
-                Granularity::Day => "day",
-                _ => "hour",
+            let (unit, name) = match time {
+                Granularity::Year => (Unit::Year, "year"),
+                Granularity::Month => (Unit::Month, "month"),
+                Granularity::Day => (Unit::Day, "day"),
+                _ => (Unit::Hour, "hour"),
             };
-            let truncated = datafusion::functions::expr_fn::date_trunc(lit(unit), source);
+            if super::generalise::handles(data_type) {
+                return ScalarUDF::from(TruncateTime::new(unit)).call(vec![source]);
+            }
+            // Timestamps with a time zone: date_trunc knows the zone's rules.
+            let truncated = datafusion::functions::expr_fn::date_trunc(lit(name), source);
             Expr::Cast(datafusion::logical_expr::Cast::new(
                 Box::new(truncated),
                 data_type.clone(),

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod aggregate;
 pub mod enforce;
+mod generalise;
 pub mod pools;
 pub mod remote;
 pub mod shards;
