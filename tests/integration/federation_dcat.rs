@@ -1,11 +1,12 @@
 //! Plain DCAT-AP peers: a real `agora serve` harvests open-data portals served by a fixture
 //! HTTP server in the test — a CKAN portal (ckanext-dcat's `/catalog.ttl`, three Hydra pages,
-//! added with `--peer ckan=dcat+URL`) and a piveau hub (JSON-LD, `hydra:PartialCollectionView`,
-//! added through `POST /api/peers` with `kind` and `catalog`) — and refuses a portal that lists
-//! another portal's dataset and one whose pages loop. Search, facets and SPARQL show the
-//! harvested datasets with the portal as their origin, and each harvested dataset's export
-//! validates against the official DCAT-AP 3.0.1 shapes with pySHACL. Waits poll with generous
-//! deadlines (guards against hanging, not performance assertions).
+//! added with `--peer ckan=dcat+URL`), a piveau hub (JSON-LD, `hydra:PartialCollectionView`,
+//! added through `POST /api/peers` with `kind` and `catalog`) and CKAN's RDF/XML page — and
+//! refuses a portal that lists another portal's dataset, one whose pages loop, and RDF/XML with
+//! a DTD. Search, facets and SPARQL show the harvested datasets with the portal as their
+//! origin, negotiation is refused without calling the portal, and each harvested dataset's
+//! export validates against the official DCAT-AP 3.0.1 shapes with pySHACL. Waits poll with
+//! generous deadlines (guards against hanging, not performance assertions).
 
 use super::common::{Options, TestNode, bearer, fixture, reference_dir, repo_root, researcher};
 use agora::identity::Role;
@@ -111,6 +112,22 @@ fn portals() -> (String, Requests) {
             ),
         );
     }
+    // The last CKAN page again, as RDF/XML (ckanext-dcat's `/catalog.rdf`), on its own portal;
+    // and a portal answering RDF/XML with a DTD (entity expansion).
+    routes.insert(
+        "/rdfxml/catalog.rdf?page=3".into(),
+        (
+            "application/rdf+xml",
+            templated("ckan/catalog-page-3.rdf", &format!("{root}/rdfxml")),
+        ),
+    );
+    let laughs = "<?xml version=\"1.0\"?>\n<!DOCTYPE rdf:RDF [<!ENTITY a \"aaaaaaaaaa\"> <!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">]>\n\
+        <rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\" xmlns:dct=\"http://purl.org/dc/terms/\">\n\
+        <rdf:Description rdf:about=\"http://x/d\"><dct:title>&b;</dct:title></rdf:Description></rdf:RDF>\n";
+    routes.insert(
+        "/laughs/catalog.rdf".into(),
+        ("application/rdf+xml", laughs.as_bytes().to_vec()),
+    );
     // A portal that lists, besides its own dataset, one of the CKAN portal's.
     let foreign = format!(
         "@prefix dcat: <http://www.w3.org/ns/dcat#> . @prefix dct: <http://purl.org/dc/terms/> .\n\
@@ -278,6 +295,16 @@ fn dcat_portals_are_harvested_into_peer_graphs_that_validate_against_dcat_ap_3()
         json!({"id": "loop", "url": format!("{root}/loop"), "kind": "dcat",
                "catalog": format!("{root}/loop/catalog.ttl?page=1")}),
     );
+    add_peer(
+        &node,
+        json!({"id": "rdfxml", "url": format!("{root}/rdfxml"), "kind": "dcat",
+               "catalog": format!("{root}/rdfxml/catalog.rdf?page=3")}),
+    );
+    add_peer(
+        &node,
+        json!({"id": "laughs", "url": format!("{root}/laughs"), "kind": "dcat",
+               "catalog": format!("{root}/laughs/catalog.rdf")}),
+    );
 
     // All five CKAN datasets, from three Hydra pages, with CKAN as their origin.
     let ckan = converge(
@@ -380,6 +407,30 @@ fn dcat_portals_are_harvested_into_peer_graphs_that_validate_against_dcat_ap_3()
             [format!("{root}{PIVEAU_PATH}/id/organization/regional-transport-authority")],
         3,
         "{piveau}"
+    );
+
+    // RDF/XML is read too, but never with a DTD.
+    let rdfxml = converge(
+        "the RDF/XML portal's harvest",
+        || search(&node, "origin=rdfxml"),
+        |r| r["total"] == 1,
+    );
+    assert_eq!(titles(&rdfxml), ["Public parking spaces"]);
+    assert_eq!(
+        rdfxml["facets"]["format"][format!("{eu}/file-type/JSON")],
+        1,
+        "{rdfxml}"
+    );
+    let laughs = converge(
+        "the refusal of RDF/XML with a DTD",
+        || peer_status(&node, "laughs"),
+        |s| s["failures"].as_u64().unwrap_or(0) >= 1,
+    );
+    assert!(
+        laughs["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("DTD")),
+        "{laughs}"
     );
 
     // SPARQL names each dataset's origin.
@@ -500,13 +551,13 @@ fn dcat_portals_are_harvested_into_peer_graphs_that_validate_against_dcat_ap_3()
     ) else {
         return;
     };
-    let mut ids: Vec<String> = [&ckan, &piveau]
+    let mut ids: Vec<String> = [&ckan, &piveau, &rdfxml]
         .iter()
         .flat_map(|r| r["items"].as_array().expect("items").iter())
         .filter_map(|i| i["id"].as_str().map(str::to_owned))
         .collect();
     ids.sort();
-    assert_eq!(ids.len(), 8);
+    assert_eq!(ids.len(), 9);
     for (format, short) in [("turtle", "ttl"), ("json-ld", "jsonld")] {
         let urls: Vec<String> = ids
             .iter()
