@@ -164,10 +164,19 @@ impl ChangeFeed {
         let unchanged = previous
             .as_ref()
             .is_some_and(|p| upserts.is_empty() && removed.is_empty() && p.entries == entries);
-        let cursor = match (since, unchanged) {
-            // Nothing moved: the same cursor serves again, and nothing is written.
-            (Some(cursor), true) => cursor.to_owned(),
-            _ => self.write(requester, entries)?,
+        // Nothing moved: the same cursor serves again, and nothing is written (also without
+        // `since`, when the requester's newest snapshot is the current view).
+        let reusable = match (since, unchanged) {
+            (Some(cursor), true) => Some(cursor.to_owned()),
+            (None, _) => self
+                .newest(requester)
+                .filter(|(_, s)| s.entries == entries)
+                .map(|(c, _)| c),
+            _ => None,
+        };
+        let cursor = match reusable {
+            Some(cursor) => cursor,
+            None => self.write(requester, entries)?,
         };
         let view_digest = digest(
             current
@@ -211,6 +220,20 @@ impl ChangeFeed {
             return Err(gone());
         }
         Ok(snapshot)
+    }
+
+    /// The requester's newest snapshot and its cursor, if one is kept and readable.
+    fn newest(&self, requester: &str) -> Option<(String, Snapshot)> {
+        let prefix = format!("{}-", requester_key(requester));
+        let newest = std::fs::read_dir(&self.dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|name| name.strip_suffix(".json").map(str::to_owned))
+            .filter(|stem| stem.starts_with(&prefix))
+            .max()?;
+        let snapshot = self.read(requester, &newest).ok()?;
+        Some((newest, snapshot))
     }
 
     /// Stores a new snapshot for `requester` and returns its cursor; evicts the requester's
@@ -334,6 +357,12 @@ mod tests {
         assert_eq!(first["total"], 2);
         assert!(first["dataset"].as_array().unwrap().is_empty());
         let c1 = first["cursor"].as_str().unwrap().to_owned();
+        // Asked again without a cursor over the same view: the same cursor, nothing written.
+        assert_eq!(feed.changes(who, None, &v1).unwrap()["cursor"], c1.as_str());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("feed")).unwrap().count(),
+            1
+        );
 
         // Nothing changed: no datasets, the same cursor.
         let same = feed.changes(who, Some(&c1), &v1).unwrap();
