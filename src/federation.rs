@@ -548,8 +548,10 @@ impl Federation {
                 .and_then(Json::as_str)
                 .filter(|c| c.len() <= 128)
                 .map(str::to_owned),
-            Err(CrawlError::Status { status, .. }) => {
-                tracing::debug!(peer = %peer.id, status, "the peer has no change feed");
+            // A peer without the feed (an older node, another connector) answers an error
+            // status or something else than JSON there: it is harvested in full each period.
+            Err(error @ (CrawlError::Status { .. } | CrawlError::Malformed(_))) => {
+                tracing::debug!(peer = %peer.id, %error, "the peer has no change feed");
                 None
             }
             Err(error) => return Err(error),

@@ -548,6 +548,14 @@ fn rogue_peer(
                 let _ = reader.read_exact(&mut body);
                 let mode = *mode.lock().unwrap();
                 let metadata = path.starts_with("/.well-known/");
+                if path.starts_with("/api/federation/changes") {
+                    // A DSP peer without agora's change feed.
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    return;
+                }
                 if path.starts_with("/loop") {
                     counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
@@ -628,6 +636,16 @@ fn a_rogue_peer_keeps_its_last_good_harvest_and_touches_nothing_else() {
         || from_origin(&a, "r"),
         |hits| hits == &vec![("r:rogue-own".to_owned(), "Rogue's own".to_owned())],
     );
+    // It has no change feed: it is harvested in full each period, and that is no failure.
+    converge(
+        "a second full harvest of the peer without a change feed",
+        || peer_status(&a, "r"),
+        |status| status["full_syncs"].as_u64().unwrap_or(0) >= 2,
+    );
+    let status = peer_status(&a, "r");
+    assert_eq!(status["last_sync"], "full", "{status}");
+    assert_eq!(status["incremental_syncs"], 0, "{status}");
+    assert!(status["last_error"].is_null(), "{status}");
 
     *mode.lock().unwrap() = Rogue::ClaimsOthers;
     add_peer(&a, "r", &rogue);
