@@ -542,19 +542,19 @@ impl Federation {
     ) -> Result<Synced, CrawlError> {
         // The cursor is taken before the pages are read: whatever changes meanwhile comes
         // again in the next diff, and the digest check catches the rest.
+        // The feed is an optimisation: whatever goes wrong with it (no feed, an error, a peer
+        // too busy to build the cursor within the call cap) the full harvest goes on without
+        // a cursor and the next sync is full again.
         let cursor = match self.get_json(&format!("{base}{CHANGES_PATH}"), Some(token)) {
             Ok(answer) => answer
                 .get("cursor")
                 .and_then(Json::as_str)
                 .filter(|c| c.len() <= 128)
                 .map(str::to_owned),
-            // A peer without the feed (an older node, another connector) answers an error
-            // status or something else than JSON there: it is harvested in full each period.
-            Err(error @ (CrawlError::Status { .. } | CrawlError::Malformed(_))) => {
-                tracing::debug!(peer = %peer.id, %error, "the peer has no change feed");
+            Err(error) => {
+                tracing::debug!(peer = %peer.id, %error, "no cursor of the peer's change feed");
                 None
             }
-            Err(error) => return Err(error),
         };
         let request = json!({
             "@context": [crate::contract::messages::DSP_CONTEXT],
