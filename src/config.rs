@@ -92,6 +92,10 @@ pub struct FederationConfig {
     /// Seconds between two harvests of one peer (also `--crawl-interval`); a deleted or hidden
     /// dataset leaves the federation within one period.
     pub crawl_interval_seconds: u64,
+    /// A PEM file of CA certificates trusted for `https://` peers besides the system's roots
+    /// (also `--peer-ca`): a federation that runs its own CA. Read at start; a file without a
+    /// certificate stops the node.
+    pub peer_ca: Option<PathBuf>,
 }
 
 impl Default for FederationConfig {
@@ -99,6 +103,7 @@ impl Default for FederationConfig {
         Self {
             peers: Vec::new(),
             crawl_interval_seconds: 300,
+            peer_ca: None,
         }
     }
 }

@@ -35,6 +35,7 @@
 //! to last byte, so a peer that trickles bytes is cut).
 
 pub mod feed;
+pub mod outbound;
 
 use crate::catalog::{
     self, AGORA_OFFER, AGORA_PARTICIPANT, Catalog, DCAT_CATALOG, PROV_GENERATED_AT_TIME,
@@ -45,6 +46,7 @@ use crate::config::{ConfigError, PeerConfig};
 use crate::contract::AddressPolicy;
 use crate::identity::{DevIssuer, PeerKey, PeerKeys, TokenRequest};
 pub use feed::{ChangeFeed, FeedError};
+pub use outbound::PeerClient;
 use oxigraph::model::vocab::{rdf, xsd};
 use oxigraph::model::{Graph, Literal, NamedNode, Triple};
 use serde::Serialize;
@@ -212,7 +214,8 @@ pub struct Federation {
     issuer: Arc<DevIssuer>,
     catalog: Arc<Catalog>,
     keys: PeerKeys,
-    addresses: AddressPolicy,
+    /// Every call to a peer goes through it (address policy, TLS roots, no redirects).
+    client: PeerClient,
     interval: Duration,
     store_path: PathBuf,
     peers: Mutex<BTreeMap<String, PeerState>>,
@@ -238,6 +241,9 @@ pub struct FederationOptions {
     pub store_path: PathBuf,
     /// Where the crawler may call.
     pub addresses: AddressPolicy,
+    /// A PEM file of extra CAs trusted for `https://` peers (`--peer-ca`), besides the
+    /// system's roots.
+    pub peer_ca: Option<PathBuf>,
 }
 
 impl Federation {
@@ -280,12 +286,13 @@ impl Federation {
             .and_then(|text| serde_json::from_slice(&text).ok())
             .unwrap_or_default();
         let feed = feed::ChangeFeed::new(data_dir.join("federation-feed"), clock.clone());
+        let client = PeerClient::new(options.addresses, options.peer_ca.as_deref())?;
         Ok(Self {
             node_id: options.node_id,
             issuer,
             catalog,
             keys,
-            addresses: options.addresses,
+            client,
             interval: options.interval,
             store_path: options.store_path,
             peers: Mutex::new(peers),
@@ -458,7 +465,7 @@ impl Federation {
         if peer.kind == crate::config::PeerKind::Dcat {
             // A DCAT-AP portal: no keys, no token, no offers, no change feed.
             let (participant, datasets) =
-                crate::harvest_dcat::harvest(peer, &self.addresses, &self.catalog, &self.clock)?;
+                crate::harvest_dcat::harvest(peer, &self.client, &self.catalog, &self.clock)?;
             return Ok(Synced {
                 participant,
                 datasets,
@@ -741,15 +748,7 @@ impl Federation {
     }
 
     fn agent(&self, url: &str) -> Result<ureq::Agent, CrawlError> {
-        self.addresses
-            .check(url)
-            .map_err(|e| CrawlError::Refused(e.to_string()))?;
-        Ok(ureq::Agent::config_builder()
-            .timeout_global(Some(CALL_TIMEOUT))
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .build()
-            .into())
+        self.client.agent(url, CALL_TIMEOUT)
     }
 
     fn get_json(&self, url: &str, token: Option<&str>) -> Result<Json, CrawlError> {
@@ -811,7 +810,7 @@ fn read_capped(
     let short: String = url.chars().take(200).collect();
     let mut response = response.map_err(|e| CrawlError::Unreachable {
         url: short.clone(),
-        message: e.to_string(),
+        message: outbound::describe(&e),
     })?;
     let status = response.status().as_u16();
     if !(200..300).contains(&status) {

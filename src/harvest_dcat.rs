@@ -31,8 +31,9 @@
 use crate::catalog::{self, AGORA_PARTICIPANT, Catalog, DCAT_CATALOG, terms};
 use crate::clock::SharedClock;
 use crate::config::PeerConfig;
-use crate::contract::AddressPolicy;
-use crate::federation::{CALL_TIMEOUT, CrawlError, MAX_RESPONSE_BYTES, next_link, peer_graph_of};
+use crate::federation::{
+    CALL_TIMEOUT, CrawlError, MAX_RESPONSE_BYTES, PeerClient, next_link, peer_graph_of,
+};
 use crate::rdf_input::{self, InputLimits, RdfSyntax};
 use oxigraph::io::{RdfFormat, RdfParser};
 use oxigraph::model::vocab::rdf;
@@ -836,7 +837,7 @@ impl Harvest {
 /// page's URL when the portal names none) and its number of datasets.
 pub fn harvest(
     peer: &PeerConfig,
-    addresses: &AddressPolicy,
+    client: &PeerClient,
     catalog: &Catalog,
     clock: &SharedClock,
 ) -> Result<(String, usize), CrawlError> {
@@ -865,7 +866,7 @@ pub fn harvest(
                 short(&url)
             )));
         }
-        let fetched = fetch(addresses, &url)?;
+        let fetched = fetch(client, &url)?;
         read_bytes += fetched.body.len() as u64;
         if read_bytes > MAX_HARVEST_BYTES {
             return Err(CrawlError::Malformed(format!(
@@ -919,16 +920,8 @@ struct Fetched {
 }
 
 /// `GET url` under the address policy, without redirects, capped in size and time.
-fn fetch(addresses: &AddressPolicy, url: &str) -> Result<Fetched, CrawlError> {
-    addresses
-        .check(url)
-        .map_err(|e| CrawlError::Refused(e.to_string()))?;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(CALL_TIMEOUT))
-        .max_redirects(0)
-        .http_status_as_error(false)
-        .build()
-        .into();
+fn fetch(client: &PeerClient, url: &str) -> Result<Fetched, CrawlError> {
+    let agent = client.agent(url, CALL_TIMEOUT)?;
     let short_url = short(url);
     let mut response = agent
         .get(url)
@@ -936,7 +929,7 @@ fn fetch(addresses: &AddressPolicy, url: &str) -> Result<Fetched, CrawlError> {
         .call()
         .map_err(|e| CrawlError::Unreachable {
             url: short_url.clone(),
-            message: e.to_string(),
+            message: crate::federation::outbound::describe(&e),
         })?;
     let status = response.status().as_u16();
     if !(200..300).contains(&status) {

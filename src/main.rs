@@ -101,6 +101,10 @@ struct ServeArgs {
     /// Seconds between two harvests of one peer.
     #[arg(long, env = "AGORA_CRAWL_INTERVAL")]
     crawl_interval: Option<u64>,
+    /// A PEM file of CA certificates trusted for https:// peers (crawl and SPARQL SERVICE),
+    /// besides the system's roots.
+    #[arg(long, env = "AGORA_PEER_CA")]
+    peer_ca: Option<PathBuf>,
     /// Log as JSON lines (default) or as text.
     #[arg(long, env = "AGORA_LOG_FORMAT", default_value = "json")]
     log_format: LogFormat,
@@ -300,6 +304,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(v) = args.crawl_interval {
         config.federation.crawl_interval_seconds = v;
+    }
+    if let Some(path) = args.peer_ca {
+        config.federation.peer_ca = Some(path);
     }
     let listener =
         TcpListener::bind(config.bind).with_context(|| format!("cannot bind {}", config.bind))?;
@@ -635,6 +642,7 @@ fn syntax_of(file: &std::path::Path) -> anyhow::Result<RdfSyntax> {
 fn http_agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .tls_config(agora::federation::outbound::system_tls())
         .timeout_global(Some(Duration::from_secs(60)))
         .build()
         .into()

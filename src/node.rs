@@ -161,6 +161,7 @@ impl Node {
                 addresses: AddressPolicy {
                     allow_private: config.contracts.allow_private_addresses,
                 },
+                peer_ca: config.federation.peer_ca.clone(),
             },
             dev_issuer.clone(),
             catalog.clone(),
