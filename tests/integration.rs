@@ -38,6 +38,8 @@ mod durability;
 mod federation;
 #[path = "integration/federation_dcat.rs"]
 mod federation_dcat;
+#[path = "integration/federation_sparql.rs"]
+mod federation_sparql;
 #[path = "integration/flight.rs"]
 mod flight;
 #[path = "integration/fuzz_seeds.rs"]

@@ -7,20 +7,38 @@
 //! process never shares its RocksDB instance with them. A query over its time budget gets its
 //! worker killed with `SIGKILL`; one over its memory budget dies from its own `RLIMIT_AS`; a
 //! client that disconnects drops the request, which kills the worker too.
+//!
+//! `SERVICE` reaches the SPARQL endpoints of this node's configured peers (`{url}/sparql` of
+//! each `dsp` peer) and nothing else. The main process refuses any other `SERVICE` IRI before
+//! a worker starts ([`QueryError::ServiceRefused`]; `SERVICE SILENT` is left to the worker,
+//! whose handler refuses it without a connection, so it yields no bindings). The worker's
+//! handler ([`PeerServices`]) checks the name again, sends the sub-query with the federation's
+//! client ([`PeerClient`]: address policy, no redirects, TLS roots) under the per-call caps
+//! (16 MiB, 10 s) and what is left of the query's own time budget, so a slow peer ends the
+//! query with [`QueryError::Peer`] before the deadline kills the worker.
 
 use super::Catalog;
-use crate::config::SparqlConfig;
+use crate::config::{PeerConfig, PeerKind, SparqlConfig};
+use crate::contract::AddressPolicy;
+use crate::federation::{CALL_TIMEOUT, MAX_RESPONSE_BYTES, PeerClient};
 use oxigraph::io::{RdfFormat, RdfSerializer};
-use oxigraph::model::{GraphName, NamedNode, NamedOrBlankNode};
-use oxigraph::sparql::results::{QueryResultsFormat, QueryResultsSerializer};
-use oxigraph::sparql::{QueryResults, SparqlEvaluator};
+use oxigraph::model::{GraphName, NamedNode, NamedOrBlankNode, Term};
+use oxigraph::sparql::results::{
+    QueryResultsFormat, QueryResultsParser, QueryResultsSerializer, SliceQueryResultsParserOutput,
+};
+use oxigraph::sparql::{
+    DefaultServiceHandler, QueryEvaluationError, QueryResults, QuerySolution, QuerySolutionIter,
+    SparqlEvaluator, Variable,
+};
 use oxigraph::store::Store;
 use serde::{Deserialize, Serialize};
+use spargebra::algebra::{Expression, GraphPattern, OrderExpression};
+use spargebra::term::NamedNodePattern;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
@@ -141,12 +159,75 @@ pub enum QueryError {
     /// Every worker is busy and the queue is full.
     #[error("the SPARQL endpoint is at capacity; retry in a few seconds")]
     Busy,
-    /// Evaluation failed for another reason (e.g. an unsupported SERVICE).
+    /// Evaluation failed for another reason (e.g. an unbound SERVICE variable).
     #[error("the query failed: {0}")]
     Evaluation(String),
+    /// A `SERVICE` names an endpoint that is not a configured peer's: no connection was made.
+    #[error("{0}")]
+    ServiceRefused(String),
+    /// A configured peer's endpoint failed the `SERVICE` call (unreachable, slow, oversized,
+    /// an error status or a malformed answer): the peer's fault, not the query's.
+    #[error("{0}")]
+    Peer(String),
     /// A fault of the node.
     #[error("internal SPARQL error: {0}")]
     Internal(String),
+}
+
+/// The SPARQL endpoints `SERVICE` may call and how to call them: the federation's peers at
+/// the time of the query, with the address policy and CA file of the crawler.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ServiceAccess {
+    /// The configured peers.
+    pub peers: Vec<ServicePeer>,
+    /// Whether loopback and private addresses may be called (`--allow-private-addresses`).
+    pub allow_private: bool,
+    /// Extra CAs trusted for `https://` peers (`--peer-ca`).
+    pub peer_ca: Option<PathBuf>,
+}
+
+/// One configured peer as `SERVICE` sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServicePeer {
+    /// The peer's id.
+    pub id: String,
+    /// Its SPARQL endpoint, `{url}/sparql`: the only `SERVICE` IRI that reaches it.
+    pub endpoint: String,
+    /// Whether it has one (`dsp` peers do; DCAT-AP portals do not).
+    pub sparql: bool,
+}
+
+impl ServiceAccess {
+    /// The access the federation's `peers` give, under the crawler's outbound settings.
+    pub fn new(peers: &[PeerConfig], allow_private: bool, peer_ca: Option<PathBuf>) -> Self {
+        Self {
+            peers: peers
+                .iter()
+                .map(|peer| ServicePeer {
+                    id: peer.id.clone(),
+                    endpoint: format!("{}/sparql", peer.url.trim_end_matches('/')),
+                    sparql: peer.kind == PeerKind::Dsp,
+                })
+                .collect(),
+            allow_private,
+            peer_ca,
+        }
+    }
+
+    /// The peer whose endpoint `iri` is, or why `SERVICE <iri>` is refused.
+    pub fn peer_for(&self, iri: &str) -> Result<&ServicePeer, String> {
+        let shown: String = iri.chars().take(200).collect();
+        match self.peers.iter().find(|p| p.endpoint == iri) {
+            Some(peer) if peer.sparql => Ok(peer),
+            Some(peer) => Err(format!(
+                "SERVICE <{shown}> is refused: peer `{}` is a DCAT-AP portal (kind dcat), which has no SPARQL endpoint; only the SPARQL endpoints of this node's configured agora peers are reachable",
+                peer.id
+            )),
+            None => Err(format!(
+                "SERVICE <{shown}> is refused: only the SPARQL endpoints of this node's configured peers (each peer's URL + /sparql, see GET /api/peers) are reachable; no connection was made"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -154,6 +235,10 @@ struct WorkerRequest {
     snapshot: PathBuf,
     request: QueryRequest,
     max_bytes: u64,
+    /// What `SERVICE` may reach.
+    services: ServiceAccess,
+    /// The query's time budget: `SERVICE` calls get what is left of it.
+    budget_ms: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -163,6 +248,8 @@ enum WorkerResponse {
     BadQuery { message: String },
     TooLarge,
     Failed { message: String },
+    ServiceRefused { message: String },
+    PeerFailed { message: String },
 }
 
 /// A checkpoint directory, deleted when the last query using it is done.
@@ -227,10 +314,21 @@ impl SparqlService {
         })
     }
 
-    /// Evaluates `request` within the budgets.
+    /// Evaluates `request` within the budgets; `SERVICE` reaches no peer.
     pub async fn execute(&self, request: QueryRequest) -> Result<QueryAnswer, QueryError> {
-        // Parse here first: syntax errors and updates never cost a worker.
-        check_query(&request)?;
+        self.execute_federated(request, ServiceAccess::default())
+            .await
+    }
+
+    /// Evaluates `request` within the budgets, with `SERVICE` reaching the peers of `services`.
+    pub async fn execute_federated(
+        &self,
+        request: QueryRequest,
+        services: ServiceAccess,
+    ) -> Result<QueryAnswer, QueryError> {
+        // Parse here first: syntax errors, updates and SERVICEs towards anything but a
+        // configured peer never cost a worker.
+        check_query(&request, &services)?;
         let _permit = self.admit().await?;
         let snapshot = self.snapshot().await?;
         let mut worker = match self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
@@ -241,6 +339,8 @@ impl SparqlService {
             snapshot: snapshot.path.clone(),
             request,
             max_bytes: self.config.max_result_bytes,
+            services,
+            budget_ms: self.config.timeout_ms,
         };
         let deadline = Duration::from_millis(self.config.timeout_ms);
         match tokio::time::timeout(deadline, run_job(&mut worker, &job)).await {
@@ -400,11 +500,14 @@ async fn run_job(
         WorkerResponse::BadQuery { message } => Err(QueryError::BadQuery(message)),
         WorkerResponse::TooLarge => Err(QueryError::ResultTooLarge(job.max_bytes)),
         WorkerResponse::Failed { message } => Err(QueryError::Evaluation(message)),
+        WorkerResponse::ServiceRefused { message } => Err(QueryError::ServiceRefused(message)),
+        WorkerResponse::PeerFailed { message } => Err(QueryError::Peer(message)),
     })
 }
 
-/// Refuses what never reaches a worker: syntax errors and graph IRIs that do not parse.
-fn check_query(request: &QueryRequest) -> Result<(), QueryError> {
+/// Refuses what never reaches a worker: syntax errors, graph IRIs that do not parse, and a
+/// `SERVICE` (not `SILENT`) whose IRI is not a configured peer's SPARQL endpoint.
+fn check_query(request: &QueryRequest, services: &ServiceAccess) -> Result<(), QueryError> {
     let _parsed = SparqlEvaluator::new()
         .with_base_iri(&request.base_iri)
         .map_err(|e| QueryError::Internal(e.to_string()))?
@@ -420,7 +523,356 @@ fn check_query(request: &QueryRequest) -> Result<(), QueryError> {
         NamedNode::new(iri)
             .map_err(|e| QueryError::BadQuery(format!("the graph IRI `{iri}` is invalid: {e}")))?;
     }
+    check_services(request, services)
+}
+
+/// The `SERVICE` part of [`check_query`], on Oxigraph's own algebra of the query.
+fn check_services(request: &QueryRequest, services: &ServiceAccess) -> Result<(), QueryError> {
+    let parsed = spargebra::SparqlParser::new()
+        .with_base_iri(&request.base_iri)
+        .map_err(|e| QueryError::Internal(e.to_string()))?
+        .parse_query(&request.query)
+        .map_err(|e| QueryError::BadQuery(format!("the query does not parse: {e}")))?;
+    let pattern = match &parsed {
+        spargebra::Query::Select { pattern, .. }
+        | spargebra::Query::Construct { pattern, .. }
+        | spargebra::Query::Describe { pattern, .. }
+        | spargebra::Query::Ask { pattern, .. } => pattern,
+    };
+    let mut found = Vec::new();
+    service_names(pattern, &mut found);
+    for (name, silent) in found {
+        if silent {
+            // Refused in the worker without a connection; SILENT makes that no bindings.
+            continue;
+        }
+        match name {
+            NamedNodePattern::NamedNode(iri) => {
+                services
+                    .peer_for(iri.as_str())
+                    .map_err(QueryError::ServiceRefused)?;
+            }
+            NamedNodePattern::Variable(variable) => {
+                return Err(QueryError::ServiceRefused(format!(
+                    "SERVICE ?{} is refused: name a configured peer's SPARQL endpoint (its URL + /sparql) as an IRI",
+                    variable.as_str()
+                )));
+            }
+        }
+    }
     Ok(())
+}
+
+/// Every `SERVICE` of `pattern` (its name and whether it is `SILENT`), those inside
+/// `EXISTS`/`NOT EXISTS` included.
+fn service_names(pattern: &GraphPattern, found: &mut Vec<(NamedNodePattern, bool)>) {
+    match pattern {
+        GraphPattern::Bgp { .. } | GraphPattern::Path { .. } | GraphPattern::Values { .. } => {}
+        GraphPattern::Join { left, right }
+        | GraphPattern::Lateral { left, right }
+        | GraphPattern::Union { left, right }
+        | GraphPattern::Minus { left, right } => {
+            service_names(left, found);
+            service_names(right, found);
+        }
+        GraphPattern::LeftJoin {
+            left,
+            right,
+            expression,
+        } => {
+            service_names(left, found);
+            service_names(right, found);
+            if let Some(expression) = expression {
+                expression_services(expression, found);
+            }
+        }
+        GraphPattern::Filter { expr, inner } => {
+            expression_services(expr, found);
+            service_names(inner, found);
+        }
+        GraphPattern::Extend {
+            inner, expression, ..
+        } => {
+            expression_services(expression, found);
+            service_names(inner, found);
+        }
+        GraphPattern::OrderBy { inner, expression } => {
+            for order in expression {
+                let (OrderExpression::Asc(e) | OrderExpression::Desc(e)) = order;
+                expression_services(e, found);
+            }
+            service_names(inner, found);
+        }
+        GraphPattern::Group {
+            inner, aggregates, ..
+        } => {
+            for (_, aggregate) in aggregates {
+                if let spargebra::algebra::AggregateExpression::FunctionCall { expr, .. } =
+                    aggregate
+                {
+                    expression_services(expr, found);
+                }
+            }
+            service_names(inner, found);
+        }
+        GraphPattern::Graph { inner, .. }
+        | GraphPattern::Project { inner, .. }
+        | GraphPattern::Distinct { inner }
+        | GraphPattern::Reduced { inner }
+        | GraphPattern::Slice { inner, .. } => service_names(inner, found),
+        GraphPattern::Service {
+            name,
+            inner,
+            silent,
+        } => {
+            found.push((name.clone(), *silent));
+            service_names(inner, found);
+        }
+    }
+}
+
+fn expression_services(expression: &Expression, found: &mut Vec<(NamedNodePattern, bool)>) {
+    match expression {
+        Expression::NamedNode(_)
+        | Expression::Literal(_)
+        | Expression::Variable(_)
+        | Expression::Bound(_) => {}
+        Expression::Exists(pattern) => service_names(pattern, found),
+        Expression::Or(a, b)
+        | Expression::And(a, b)
+        | Expression::Equal(a, b)
+        | Expression::SameTerm(a, b)
+        | Expression::Greater(a, b)
+        | Expression::GreaterOrEqual(a, b)
+        | Expression::Less(a, b)
+        | Expression::LessOrEqual(a, b)
+        | Expression::Add(a, b)
+        | Expression::Subtract(a, b)
+        | Expression::Multiply(a, b)
+        | Expression::Divide(a, b) => {
+            expression_services(a, found);
+            expression_services(b, found);
+        }
+        Expression::UnaryPlus(a) | Expression::UnaryMinus(a) | Expression::Not(a) => {
+            expression_services(a, found);
+        }
+        Expression::If(a, b, c) => {
+            for e in [a, b, c] {
+                expression_services(e, found);
+            }
+        }
+        Expression::In(a, list) => {
+            expression_services(a, found);
+            for e in list {
+                expression_services(e, found);
+            }
+        }
+        Expression::Coalesce(list) | Expression::FunctionCall(_, list) => {
+            for e in list {
+                expression_services(e, found);
+            }
+        }
+    }
+}
+
+/// Most distinct `SERVICE` calls one query may make: Oxigraph may evaluate a `SERVICE` once
+/// per solution on its left, and each identical call is answered from the first one's copy,
+/// so only different sub-queries count.
+const MAX_SERVICE_CALLS: usize = 16;
+/// Kept back from the query's budget so a `SERVICE` call that runs out of time is reported
+/// as the peer's fault before the worker is killed for the whole query.
+const SERVICE_MARGIN: Duration = Duration::from_millis(500);
+
+/// Why a `SERVICE` call gave nothing; the worker tells the two apart for the status code.
+#[derive(Debug, thiserror::Error)]
+enum ServiceCallError {
+    /// Not a configured peer's endpoint: no connection was made.
+    #[error("{0}")]
+    Refused(String),
+    /// The peer failed.
+    #[error("{0}")]
+    Peer(String),
+}
+
+/// The answer of one sub-query (its variables, and each solution's values in their order),
+/// kept for the calls that repeat it.
+type ServiceAnswer = (Arc<[Variable]>, Arc<[Vec<Option<Term>>]>);
+
+/// The worker's `SERVICE` handler: configured peers only, with the crawler's client and caps.
+struct PeerServices {
+    access: ServiceAccess,
+    deadline: Instant,
+    clients: Arc<Mutex<Option<ClientSlot>>>,
+    answers: Mutex<std::collections::HashMap<(String, String), ServiceAnswer>>,
+}
+
+/// A [`PeerClient`] kept across the jobs of a worker (building one reads the system's roots).
+struct ClientSlot {
+    allow_private: bool,
+    peer_ca: Option<PathBuf>,
+    client: PeerClient,
+}
+
+impl PeerServices {
+    fn client(&self) -> Result<PeerClient, ServiceCallError> {
+        let mut slot = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(kept) = slot.as_ref()
+            && kept.allow_private == self.access.allow_private
+            && kept.peer_ca == self.access.peer_ca
+        {
+            return Ok(kept.client.clone());
+        }
+        let client = PeerClient::new(
+            AddressPolicy {
+                allow_private: self.access.allow_private,
+            },
+            self.access.peer_ca.as_deref(),
+        )
+        .map_err(|e| ServiceCallError::Peer(format!("the peers' client cannot be built: {e}")))?;
+        *slot = Some(ClientSlot {
+            allow_private: self.access.allow_private,
+            peer_ca: self.access.peer_ca.clone(),
+            client: client.clone(),
+        });
+        Ok(client)
+    }
+
+    /// Sends `query` to `peer` and reads every solution of its answer.
+    fn call(&self, peer: &ServicePeer, query: &str) -> Result<ServiceAnswer, ServiceCallError> {
+        let failed = |why: String| {
+            ServiceCallError::Peer(format!(
+                "SERVICE <{}> (peer `{}`) failed: {why}",
+                peer.endpoint, peer.id
+            ))
+        };
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left < Duration::from_millis(50) {
+            return Err(failed(
+                "the query's time budget was spent before the call".into(),
+            ));
+        }
+        let timeout = left.min(CALL_TIMEOUT);
+        let agent = self
+            .client()?
+            .agent(&peer.endpoint, timeout)
+            .map_err(|e| failed(e.to_string()))?;
+        let response = agent
+            .post(&peer.endpoint)
+            .header("Content-Type", "application/sparql-query")
+            .header(
+                "Accept",
+                "application/sparql-results+json, application/sparql-results+xml;q=0.9",
+            )
+            .send(query);
+        let mut response = response.map_err(|e| match e {
+            ureq::Error::Timeout(_) => failed(format!(
+                "no complete answer within {} ms (the query's time budget, at most {} s a call)",
+                timeout.as_millis(),
+                CALL_TIMEOUT.as_secs()
+            )),
+            other => failed(format!(
+                "unreachable: {}",
+                crate::federation::outbound::describe(&other)
+            )),
+        })?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Err(failed(format!("it answered HTTP {status}")));
+        }
+        let media_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => failed(format!(
+                    "its answer is larger than {MAX_RESPONSE_BYTES} bytes"
+                )),
+                ureq::Error::Timeout(_) => failed(format!(
+                    "no complete answer within {} ms (the query's time budget, at most {} s a call)",
+                    timeout.as_millis(),
+                    CALL_TIMEOUT.as_secs()
+                )),
+                other => failed(format!("the answer was cut: {other}")),
+            })?;
+        let format = QueryResultsFormat::from_media_type(&media_type)
+            .ok_or_else(|| failed(format!("its answer is not SPARQL results ({media_type})")))?;
+        let parsed = QueryResultsParser::from_format(format)
+            .for_slice(&body)
+            .map_err(|e| failed(format!("its answer is malformed: {e}")))?;
+        let SliceQueryResultsParserOutput::Solutions(solutions) = parsed else {
+            return Err(failed("it answered a boolean, not solutions".into()));
+        };
+        let variables: Arc<[Variable]> = solutions.variables().into();
+        let mut rows = Vec::new();
+        for solution in solutions {
+            let solution: QuerySolution =
+                solution.map_err(|e| failed(format!("its answer is malformed: {e}")))?;
+            rows.push(
+                variables
+                    .iter()
+                    .map(|v| solution.get(v).cloned())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        Ok((variables, rows.into()))
+    }
+}
+
+impl DefaultServiceHandler for PeerServices {
+    type Error = ServiceCallError;
+
+    fn handle(
+        &self,
+        service_name: &NamedNode,
+        pattern: &GraphPattern,
+        base_iri: Option<&oxiri::Iri<String>>,
+    ) -> Result<QuerySolutionIter<'static>, ServiceCallError> {
+        let peer = self
+            .access
+            .peer_for(service_name.as_str())
+            .map_err(ServiceCallError::Refused)?;
+        let query = spargebra::Query::Select {
+            dataset: None,
+            pattern: pattern.clone(),
+            base_iri: base_iri.cloned(),
+        }
+        .to_string();
+        let key = (peer.endpoint.clone(), query);
+        let kept = self
+            .answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        let (variables, solutions) = match kept {
+            Some(answer) => answer,
+            None => {
+                let calls = self.answers.lock().map(|a| a.len()).unwrap_or(0);
+                if calls >= MAX_SERVICE_CALLS {
+                    return Err(ServiceCallError::Peer(format!(
+                        "the query makes more than {MAX_SERVICE_CALLS} different SERVICE calls; bind the peer's part once (a subquery) instead"
+                    )));
+                }
+                let answer = self.call(peer, &key.1)?;
+                self.answers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, answer.clone());
+                answer
+            }
+        };
+        Ok(QuerySolutionIter::from_tuples(
+            variables,
+            (0..solutions.len()).map(move |i| Ok::<_, QueryEvaluationError>(solutions[i].clone())),
+        ))
+    }
 }
 
 /// The worker process's main loop: one request per line on stdin, a header line and the
@@ -431,6 +883,7 @@ pub fn worker_main() -> std::io::Result<()> {
     let stdout = std::io::stdout();
     let mut output = stdout.lock();
     let mut opened: Option<(PathBuf, Store)> = None;
+    let clients = Arc::new(Mutex::new(None));
     let mut line = String::new();
     loop {
         line.clear();
@@ -452,7 +905,14 @@ pub fn worker_main() -> std::io::Result<()> {
         let Some((_, store)) = &opened else {
             return Err(std::io::ErrorKind::NotFound.into());
         };
-        let (response, body) = evaluate(store, &job.request, job.max_bytes);
+        let services = PeerServices {
+            access: job.services,
+            deadline: Instant::now()
+                + Duration::from_millis(job.budget_ms).saturating_sub(SERVICE_MARGIN),
+            clients: clients.clone(),
+            answers: Mutex::new(std::collections::HashMap::new()),
+        };
+        let (response, body) = evaluate(store, &job.request, job.max_bytes, services);
         let mut header = serde_json::to_vec(&response)?;
         header.push(b'\n');
         output.write_all(&header)?;
@@ -461,10 +921,17 @@ pub fn worker_main() -> std::io::Result<()> {
     }
 }
 
-fn evaluate(store: &Store, request: &QueryRequest, max_bytes: u64) -> (WorkerResponse, Vec<u8>) {
+fn evaluate(
+    store: &Store,
+    request: &QueryRequest,
+    max_bytes: u64,
+    services: PeerServices,
+) -> (WorkerResponse, Vec<u8>) {
     let failed = |message: String| (WorkerResponse::Failed { message }, Vec::new());
     let evaluator = match SparqlEvaluator::new().with_base_iri(&request.base_iri) {
-        Ok(e) => e,
+        // The only SERVICE handler: Oxigraph is built without `http-client`, and this one
+        // reaches configured peers only.
+        Ok(e) => e.with_default_service_handler(services),
         Err(e) => return failed(e.to_string()),
     };
     let mut prepared = match evaluator.parse_query(&request.query) {
@@ -504,7 +971,7 @@ fn evaluate(store: &Store, request: &QueryRequest, max_bytes: u64) -> (WorkerRes
     }
     let results = match prepared.on_store(store).execute() {
         Ok(r) => r,
-        Err(e) => return failed(e.to_string()),
+        Err(e) => return serialize_failure(classify(e)),
     };
     let mut sink = CappedWriter {
         buffer: Vec::new(),
@@ -516,14 +983,38 @@ fn evaluate(store: &Store, request: &QueryRequest, max_bytes: u64) -> (WorkerRes
             let length = sink.buffer.len() as u64;
             (WorkerResponse::Ok { format, length }, sink.buffer)
         }
-        Err(SerializeError::TooLarge) => (WorkerResponse::TooLarge, Vec::new()),
-        Err(SerializeError::Failed(message)) => failed(message),
+        Err(error) => serialize_failure(error),
     }
+}
+
+fn serialize_failure(error: SerializeError) -> (WorkerResponse, Vec<u8>) {
+    let response = match error {
+        SerializeError::TooLarge => WorkerResponse::TooLarge,
+        SerializeError::Failed(message) => WorkerResponse::Failed { message },
+        SerializeError::ServiceRefused(message) => WorkerResponse::ServiceRefused { message },
+        SerializeError::Peer(message) => WorkerResponse::PeerFailed { message },
+    };
+    (response, Vec::new())
 }
 
 enum SerializeError {
     TooLarge,
     Failed(String),
+    ServiceRefused(String),
+    Peer(String),
+}
+
+/// An evaluation error, with a `SERVICE` handler's own errors told apart.
+fn classify(error: QueryEvaluationError) -> SerializeError {
+    if let QueryEvaluationError::Service(inner) = &error
+        && let Some(call) = inner.downcast_ref::<ServiceCallError>()
+    {
+        return match call {
+            ServiceCallError::Refused(message) => SerializeError::ServiceRefused(message.clone()),
+            ServiceCallError::Peer(message) => SerializeError::Peer(message.clone()),
+        };
+    }
+    SerializeError::Failed(error.to_string())
 }
 
 fn serialize_results(
@@ -538,7 +1029,7 @@ fn serialize_results(
             SerializeError::Failed(e.to_string())
         }
     };
-    let eval = |e: oxigraph::sparql::QueryEvaluationError| SerializeError::Failed(e.to_string());
+    let eval = classify;
     match results {
         QueryResults::Boolean(value) => {
             let format = solutions_format(formats.solutions);

@@ -277,6 +277,18 @@ impl From<QueryError> for ApiError {
                 "SPARQL evaluation failed",
                 detail,
             ),
+            QueryError::ServiceRefused(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "sparql-service-refused",
+                "SPARQL SERVICE refused",
+                detail,
+            ),
+            QueryError::Peer(_) => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "sparql-service-peer",
+                "A peer's SPARQL endpoint failed",
+                detail,
+            ),
             QueryError::Internal(message) => Self::internal(message),
         }
     }

@@ -3,7 +3,7 @@
 
 use super::error::{ApiError, Problem};
 use super::negotiate::choose;
-use crate::catalog::sparql::{FormatChoice, QueryRequest, ResultFormat};
+use crate::catalog::sparql::{FormatChoice, QueryRequest, ResultFormat, ServiceAccess};
 use crate::node::Node;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -120,6 +120,7 @@ fn formats(request: &HttpRequest, format: Option<&str>) -> Result<FormatChoice, 
         (status = 200, description = "Results", content_type = "application/sparql-results+json"),
         (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Update refused", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "A peer's endpoint failed a SERVICE call", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Budget exceeded or busy", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn query_get(
@@ -149,6 +150,7 @@ pub async fn query_get(
         (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Update refused", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Unsupported media type", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "A peer's endpoint failed a SERVICE call", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Budget exceeded or busy", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn query_post(
@@ -230,15 +232,31 @@ async fn run(
         ));
     }
     let formats = formats(request, parameters.format.as_deref())?;
+    // SERVICE reaches the peers configured now (also those added by POST /api/peers), under
+    // the crawler's address policy and CA file.
+    let peers: Vec<_> = node
+        .federation
+        .peers()
+        .into_iter()
+        .map(|status| status.peer)
+        .collect();
+    let services = ServiceAccess::new(
+        &peers,
+        node.config.contracts.allow_private_addresses,
+        node.config.federation.peer_ca.clone(),
+    );
     let answer = node
         .sparql
-        .execute(QueryRequest {
-            query,
-            default_graphs: parameters.default_graphs,
-            named_graphs: parameters.named_graphs,
-            formats,
-            base_iri: format!("{}/sparql", node.config.public_url()),
-        })
+        .execute_federated(
+            QueryRequest {
+                query,
+                default_graphs: parameters.default_graphs,
+                named_graphs: parameters.named_graphs,
+                formats,
+                base_iri: format!("{}/sparql", node.config.public_url()),
+            },
+            services,
+        )
         .await?;
     Ok(HttpResponse::Ok()
         .content_type(answer.media_type)
