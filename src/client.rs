@@ -110,7 +110,7 @@ pub fn download_shards(
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(10)))
         .timeout_recv_response(Some(Duration::from_secs(120)))
-        .tls_config(crate::federation::outbound::system_tls())
+        .tls_config(crate::federation::outbound::node_tls())
         .build()
         .into();
     let plan_url = format!("{endpoint}/shards?world_size=1&rank=0");

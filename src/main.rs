@@ -642,7 +642,7 @@ fn syntax_of(file: &std::path::Path) -> anyhow::Result<RdfSyntax> {
 fn http_agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .tls_config(agora::federation::outbound::system_tls())
+        .tls_config(agora::federation::outbound::node_tls())
         .timeout_global(Some(Duration::from_secs(60)))
         .build()
         .into()

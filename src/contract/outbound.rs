@@ -165,7 +165,7 @@ pub fn call(url: &str, token: &str, body: Option<&Json>) -> Result<Answer> {
         .timeout_global(Some(Duration::from_secs(10)))
         .max_redirects(0)
         .http_status_as_error(false)
-        .tls_config(crate::federation::outbound::system_tls())
+        .tls_config(crate::federation::outbound::node_tls())
         .build()
         .into();
     let authorization = format!("Bearer {token}");

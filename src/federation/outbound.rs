@@ -33,11 +33,15 @@ impl PeerClient {
     /// it does not.
     pub fn new(addresses: AddressPolicy, peer_ca: Option<&Path>) -> Result<Self, ConfigError> {
         let tls = match peer_ca {
-            None => system_tls(),
+            None => node_tls(),
             Some(path) => {
                 let mut roots = system_roots().to_vec();
                 roots.extend(read_pem_certificates(path)?);
-                tls_with_roots(&roots)
+                let tls = tls_with_roots(&roots);
+                // The node's other calls to peers (DSP messages of a negotiation) trust the
+                // same CA; the first client built with one (at start) sets it for the process.
+                let _ = PEER_CA_TLS.set(tls.clone());
+                tls
             }
         };
         Ok(Self { addresses, tls })
@@ -85,13 +89,21 @@ fn tls_with_roots(roots: &[Certificate<'static>]) -> TlsConfig {
         .build()
 }
 
+/// The system's roots plus `--peer-ca`, once a [`PeerClient`] was built with it.
+static PEER_CA_TLS: OnceLock<TlsConfig> = OnceLock::new();
+
 /// The TLS settings for every other outbound agent of the node and its CLI (DSP messages to
-/// counter-parties, `agora pull`): rustls on ring with the system's roots. ureq's default
-/// roots would be webpki-roots, which this build leaves out (CDLA-Permissive-2.0 is not
-/// OSI-approved), and an agent left at that default panics on its first `https://` URL.
-pub fn system_tls() -> TlsConfig {
-    static TLS: OnceLock<TlsConfig> = OnceLock::new();
-    TLS.get_or_init(|| tls_with_roots(system_roots())).clone()
+/// counter-parties, `agora pull`): rustls on ring with the system's roots, and the CA of
+/// `--peer-ca` once the node has read it. ureq's default roots would be webpki-roots, which
+/// this build leaves out (CDLA-Permissive-2.0 is not OSI-approved), and an agent left at that
+/// default panics on its first `https://` URL.
+pub fn node_tls() -> TlsConfig {
+    static SYSTEM: OnceLock<TlsConfig> = OnceLock::new();
+    PEER_CA_TLS.get().cloned().unwrap_or_else(|| {
+        SYSTEM
+            .get_or_init(|| tls_with_roots(system_roots()))
+            .clone()
+    })
 }
 
 /// The certificates of a PEM file (other items, such as keys, are ignored).
