@@ -40,6 +40,8 @@ mod federation;
 mod federation_dcat;
 #[path = "integration/federation_sparql.rs"]
 mod federation_sparql;
+#[path = "integration/federation_tls.rs"]
+mod federation_tls;
 #[path = "integration/flight.rs"]
 mod flight;
 #[path = "integration/fuzz_seeds.rs"]
