@@ -558,3 +558,116 @@ fn ui_journeys_in_headless_chromium() {
     );
     assert!(stdout.contains("all journeys passed"), "{stdout}");
 }
+
+/// A harvested dataset of a DCAT-AP portal (read-only: no offers, negotiation answers 404)
+/// offers no access request on its page, signed in or not, in the UI or by content
+/// negotiation; a local dataset still does. The portal is one Turtle page (ckanext-dcat's last
+/// page, without a next link) served from a thread of the test.
+#[test]
+fn ui_read_only_datasets_offer_no_access_request() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let portal = format!("http://{}/city", listener.local_addr().expect("address"));
+    let page = String::from_utf8(super::common::fixture("ckan/catalog-page-3.ttl"))
+        .expect("utf-8")
+        .replace("{BASE}", &portal);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 65_536 {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let target = String::from_utf8_lossy(&request)
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+            let (status, body) = if target == "/city/catalog.ttl" {
+                ("200 OK", page.as_bytes())
+            } else {
+                ("404 Not Found", &b"not found"[..])
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: text/turtle\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(body);
+        }
+    });
+    let node = TestNode::start(Options {
+        demo: true,
+        args: vec![
+            "--allow-private-addresses".into(),
+            "--peer".into(),
+            format!("city=dcat+{portal}"),
+        ],
+        ..Options::default()
+    });
+    let until = std::time::Instant::now() + Duration::from_secs(120);
+    let id = loop {
+        let hits = node.get("/api/datasets?origin=city&limit=10", &[]);
+        let found = hits.json()["items"]
+            .as_array()
+            .and_then(|items| items.first())
+            .and_then(|item| item["id"].as_str())
+            .map(str::to_owned);
+        if let Some(id) = found {
+            break id;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the portal was not harvested: {}",
+            hits.text()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(id.starts_with("city:"), "{id}");
+
+    let researcher = node.token("ada", Role::Researcher, &[]);
+    let (cookie, _) = sign_in(&node, &researcher);
+    let path = format!("/datasets/{}", encode(&id));
+    for headers in [vec![], vec![("Cookie", cookie.as_str())]] {
+        let page = call(&node, "GET", &path, &headers, "");
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains("Public parking spaces"), "{}", page.body);
+        assert!(!page.body.contains("Request access"), "{}", page.body);
+        assert!(!page.body.contains("/request\""), "{}", page.body);
+        assert!(page.body.contains("id=\"read-only\""), "{}", page.body);
+    }
+    let negotiated = call(
+        &node,
+        "GET",
+        &format!("/api/datasets/{}", encode(&id)),
+        &[("Accept", "text/html")],
+        "",
+    );
+    assert_eq!(negotiated.status, 200, "{}", negotiated.body);
+    assert!(negotiated.content_type.starts_with("text/html"));
+    assert!(
+        !negotiated.body.contains("Request access"),
+        "{}",
+        negotiated.body
+    );
+
+    // A local dataset of the demo still offers the request.
+    let local = node.get("/api/datasets?origin=local&limit=1", &[]).json();
+    let local_id = local["items"][0]["id"]
+        .as_str()
+        .expect("a demo dataset")
+        .to_owned();
+    let page = call(
+        &node,
+        "GET",
+        &format!("/datasets/{}", encode(&local_id)),
+        &[("Cookie", cookie.as_str())],
+        "",
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Request access"), "{}", page.body);
+}

@@ -252,10 +252,14 @@ fn capitalised(text: &str) -> String {
 /// page as `/datasets/{id}`, for an anonymous reader.
 pub fn dataset_page(node_id: &str, id: &str, graph: &Graph) -> String {
     let session = Session::default();
-    let actions = format!(
-        "<p><a class=\"button\" href=\"/datasets/{}\">Request access</a></p>",
-        escape(&url_encode(id))
-    );
+    let actions = if negotiable(id, graph) {
+        format!(
+            "<p><a class=\"button\" href=\"/datasets/{}\">Request access</a></p>",
+            escape(&url_encode(id))
+        )
+    } else {
+        READ_ONLY.to_owned()
+    };
     let (title, body) = dataset_body(node_id, id, graph, &actions);
     render(Page {
         title: &title,
@@ -265,6 +269,20 @@ pub fn dataset_page(node_id: &str, id: &str, graph: &Graph) -> String {
         body,
     })
 }
+
+/// Whether access to the dataset can be requested. A harvested dataset (`{peer}:{id}`: local
+/// ids never contain `:`) without offers — a DCAT-AP portal's, read-only — has nothing to
+/// negotiate: `POST /api/negotiations` answers 404 for it, so the page offers no request.
+fn negotiable(id: &str, graph: &Graph) -> bool {
+    !id.contains(':')
+        || graph
+            .triples_for_predicate(crate::catalog::AGORA_OFFER)
+            .next()
+            .is_some()
+}
+
+/// What a read-only dataset's page says instead of the access request.
+const READ_ONLY: &str = "<h2 id=\"access\">Access</h2><p class=\"muted\" id=\"read-only\">Read-only: this dataset is harvested from a catalogue that publishes no offer for it (an open-data portal), so there is no access to request here. Its distributions above say where the portal publishes the data.</p>";
 
 fn request_form(session: &Session, id: &str, error: Option<&str>, chosen: &str) -> String {
     let quoted = escape(&url_encode(id));
@@ -349,7 +367,11 @@ pub async fn page_handler(
     chosen: &str,
 ) -> Result<HttpResponse, UiError> {
     let graph = visible_graph(&node, &session, &id).await?;
-    let actions = request_form(&session, &id, error, chosen);
+    let actions = if negotiable(&id, &graph) {
+        request_form(&session, &id, error, chosen)
+    } else {
+        READ_ONLY.to_owned()
+    };
     let (title, body) = dataset_body(&node.id, &id, &graph, &actions);
     let status = if error.is_some() {
         actix_web::http::StatusCode::BAD_REQUEST
