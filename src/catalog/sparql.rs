@@ -314,12 +314,6 @@ impl SparqlService {
         })
     }
 
-    /// Evaluates `request` within the budgets; `SERVICE` reaches no peer.
-    pub async fn execute(&self, request: QueryRequest) -> Result<QueryAnswer, QueryError> {
-        self.execute_federated(request, ServiceAccess::default())
-            .await
-    }
-
     /// Evaluates `request` within the budgets, with `SERVICE` reaching the peers of `services`.
     pub async fn execute_federated(
         &self,

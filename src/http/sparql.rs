@@ -206,6 +206,22 @@ pub async fn query_post(
     run(node, &request, parameters).await
 }
 
+/// What `SERVICE` may reach: the peers configured now (also those added by `POST /api/peers`),
+/// under the crawler's address policy and CA file.
+pub fn service_access(node: &Node) -> ServiceAccess {
+    let peers: Vec<_> = node
+        .federation
+        .peers()
+        .into_iter()
+        .map(|status| status.peer)
+        .collect();
+    ServiceAccess::new(
+        &peers,
+        node.config.contracts.allow_private_addresses,
+        node.config.federation.peer_ca.clone(),
+    )
+}
+
 async fn run(
     node: web::Data<Node>,
     request: &HttpRequest,
@@ -232,19 +248,7 @@ async fn run(
         ));
     }
     let formats = formats(request, parameters.format.as_deref())?;
-    // SERVICE reaches the peers configured now (also those added by POST /api/peers), under
-    // the crawler's address policy and CA file.
-    let peers: Vec<_> = node
-        .federation
-        .peers()
-        .into_iter()
-        .map(|status| status.peer)
-        .collect();
-    let services = ServiceAccess::new(
-        &peers,
-        node.config.contracts.allow_private_addresses,
-        node.config.federation.peer_ca.clone(),
-    );
+    let services = service_access(&node);
     let answer = node
         .sparql
         .execute_federated(

@@ -118,16 +118,19 @@ pub async fn page(
     if !query.trim().is_empty() {
         let answer = node
             .sparql
-            .execute(QueryRequest {
-                query: query.clone(),
-                default_graphs: Vec::new(),
-                named_graphs: Vec::new(),
-                formats: FormatChoice {
-                    solutions: ResultFormat::Json,
-                    graph: ResultFormat::Turtle,
+            .execute_federated(
+                QueryRequest {
+                    query: query.clone(),
+                    default_graphs: Vec::new(),
+                    named_graphs: Vec::new(),
+                    formats: FormatChoice {
+                        solutions: ResultFormat::Json,
+                        graph: ResultFormat::Turtle,
+                    },
+                    base_iri: format!("{}/sparql", node.config.public_url()),
                 },
-                base_iri: format!("{}/sparql", node.config.public_url()),
-            })
+                crate::http::sparql::service_access(&node),
+            )
             .await;
         match answer {
             Ok(answer) if answer.media_type.contains("sparql-results+json") => {
