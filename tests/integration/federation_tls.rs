@@ -3,7 +3,8 @@
 //! CLI). Node A, started with `--peer-ca` naming that CA, harvests B over https and converges,
 //! and reaches B's SPARQL endpoint through `SERVICE` over https too. Node C, without
 //! `--peer-ca`, fails the harvest with a certificate error shown in `/api/peers` and keeps
-//! running. Skips with one line when `openssl` or a Python is missing. Waits poll with
+//! running; node D, with the CA but without `--allow-private-addresses`, is refused by the
+//! address policy before connecting, as for an `http://` peer. Skips with one line when `openssl` or a Python is missing. Waits poll with
 //! generous deadlines (guards against hanging, not performance assertions).
 
 use super::common::{Options, TestNode, bearer, fixture};
@@ -274,6 +275,19 @@ fn https_peers_are_harvested_with_the_peer_ca() {
     };
     let a = common(&["--peer-ca".into(), ca.display().to_string()]);
     let mut c = common(&[]);
+    // The address policy holds for https as for http: without --allow-private-addresses a
+    // peer on loopback is refused before any connection, CA or not.
+    let d = TestNode::start(Options {
+        args: vec![
+            "--crawl-interval".into(),
+            "1".into(),
+            "--peer".into(),
+            format!("b={public}"),
+            "--peer-ca".into(),
+            ca.display().to_string(),
+        ],
+        ..Options::default()
+    });
     // B answers A's catalogue request only once it trusts A's key, read from A as its peer.
     let admin = b.token("operator", Role::Admin, &[]);
     let added = b.send(
@@ -337,6 +351,23 @@ fn https_peers_are_harvested_with_the_peer_ca() {
         "{status}"
     );
     c.assert_healthy();
+
+    let status = wait_for(&d, "b", "a refusal by the address policy", |s| {
+        s["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("refused"))
+    });
+    println!(
+        "D without --allow-private-addresses: {}",
+        status["last_error"]
+    );
+    assert!(
+        status["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("loopback"),
+        "{status}"
+    );
 }
 
 #[test]
