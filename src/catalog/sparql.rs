@@ -1141,3 +1141,99 @@ fn public_checkpoint(catalog: &Catalog, target: &std::path::Path) -> Result<(), 
     }
     checkpoint.flush().map_err(|e| failed(&e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(query: &str) -> QueryRequest {
+        QueryRequest {
+            query: query.to_owned(),
+            default_graphs: Vec::new(),
+            named_graphs: Vec::new(),
+            formats: FormatChoice {
+                solutions: ResultFormat::Json,
+                graph: ResultFormat::Turtle,
+            },
+            base_iri: "http://node-a.example/sparql".into(),
+        }
+    }
+
+    fn access() -> ServiceAccess {
+        let peer = |id: &str, url: &str, kind| PeerConfig {
+            id: id.into(),
+            url: url.into(),
+            issuer: None,
+            kind,
+            catalog: None,
+        };
+        ServiceAccess::new(
+            &[
+                peer("b", "https://node-b.example/", PeerKind::Dsp),
+                peer("city", "https://data.city.example", PeerKind::Dcat),
+            ],
+            false,
+            None,
+        )
+    }
+
+    #[test]
+    fn only_configured_agora_peers_endpoints_pass() {
+        let access = access();
+        for query in [
+            "SELECT * WHERE { SERVICE <https://node-b.example/sparql> { ?s ?p ?o } }",
+            "SELECT * WHERE { ?s ?p ?o OPTIONAL { SERVICE <https://node-b.example/sparql> { ?s ?q ?v } } }",
+            // SILENT is left to the worker, which refuses without a connection.
+            "SELECT * WHERE { SERVICE SILENT <http://169.254.169.254/sparql> { ?s ?p ?o } }",
+            "SELECT * WHERE { VALUES ?x { <http://10.0.0.1/> } SERVICE SILENT ?x { ?s ?p ?o } }",
+        ] {
+            assert!(check_query(&request(query), &access).is_ok(), "{query}");
+        }
+    }
+
+    #[test]
+    fn any_other_service_is_refused_wherever_it_hides() {
+        let access = access();
+        for (query, named) in [
+            (
+                "SELECT * WHERE { SERVICE <http://127.0.0.1:8080/sparql> { ?s ?p ?o } }",
+                "http://127.0.0.1:8080/sparql",
+            ),
+            (
+                "SELECT * WHERE { { ?s ?p ?o } UNION { SERVICE <http://169.254.169.254/latest> { ?s ?p ?o } } }",
+                "http://169.254.169.254/latest",
+            ),
+            (
+                "SELECT * WHERE { ?s ?p ?o FILTER NOT EXISTS { SERVICE <http://10.0.0.1/sparql> { ?s ?p ?o } } }",
+                "http://10.0.0.1/sparql",
+            ),
+            (
+                "SELECT * WHERE { ?s ?p ?o MINUS { SELECT ?s WHERE { SERVICE <http://evil.example/sparql> { ?s ?p ?o } } } }",
+                "http://evil.example/sparql",
+            ),
+            (
+                "ASK { ?s ?p ?o BIND(IF(EXISTS { SERVICE <http://evil.example/x> { ?s ?p ?o } }, 1, 0) AS ?b) }",
+                "http://evil.example/x",
+            ),
+            (
+                "CONSTRUCT { ?s ?p ?o } WHERE { GRAPH ?g { SERVICE <https://node-b.example/sparql/> { ?s ?p ?o } } }",
+                "https://node-b.example/sparql/",
+            ),
+            (
+                "SELECT * WHERE { SERVICE <https://data.city.example/sparql> { ?s ?p ?o } }",
+                "DCAT-AP portal",
+            ),
+            (
+                "SELECT * WHERE { VALUES ?x { <https://node-b.example/sparql> } SERVICE ?x { ?s ?p ?o } }",
+                "SERVICE ?x",
+            ),
+        ] {
+            match check_query(&request(query), &access) {
+                Err(QueryError::ServiceRefused(message)) => {
+                    assert!(message.contains(named), "{query}: {message}");
+                }
+                other => panic!("{query} was not refused: {other:?}"),
+            }
+        }
+    }
+}

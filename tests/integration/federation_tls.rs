@@ -371,7 +371,7 @@ fn https_peers_are_harvested_with_the_peer_ca() {
 }
 
 #[test]
-fn a_peer_ca_without_certificates_stops_the_node() {
+fn a_peer_ca_without_certificates_stops_the_node_by_flag_or_configuration() {
     let dir = tempfile::tempdir().expect("temp dir");
     let bogus = dir.path().join("bogus.pem");
     std::fs::write(&bogus, "not a certificate\n").expect("write");
@@ -380,6 +380,26 @@ fn a_peer_ca_without_certificates_stops_the_node() {
         .arg(dir.path().join("data"))
         .arg("--peer-ca")
         .arg(&bogus)
+        .output()
+        .expect("agora runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no PEM certificate"), "{stderr}");
+    // The same setting in the configuration file.
+    let config = dir.path().join("agora.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[federation]\npeer_ca = {:?}\n",
+            bogus.display().to_string()
+        ),
+    )
+    .expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data-2"))
+        .arg("--config")
+        .arg(&config)
         .output()
         .expect("agora runs");
     assert!(!output.status.success());
