@@ -324,3 +324,91 @@ fn describe(kind: &jsonwebtoken::errors::ErrorKind) -> String {
         _ => "the token cannot be verified".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock as _, ManualClock};
+    use crate::identity::{DevIssuer, TokenRequest};
+    use chrono::{DateTime, Duration as Span, TimeZone as _, Utc};
+    use std::time::Duration;
+
+    const AUDIENCE: &str = "urn:agora:node:leeway";
+    const LEEWAY: i64 = 30;
+
+    /// A validator with the node's 30 s leeway on a clock the test moves, and a token the
+    /// development issuer minted at `issued` for 60 s (`nbf` = `issued`, `exp` = `issued` + 60).
+    fn setup(issued: DateTime<Utc>) -> (TokenValidator, Arc<ManualClock>, String) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let issuer = DevIssuer::load_or_create(dir.path(), AUDIENCE).expect("issuer");
+        let clock = Arc::new(ManualClock::new(issued));
+        let validator = TokenValidator::new(AUDIENCE, LEEWAY as u64, clock.clone()).with_issuer(
+            TrustedIssuer {
+                issuer: issuer.issuer().to_owned(),
+                key: issuer.decoding_key().expect("key"),
+                algorithm: Algorithm::EdDSA,
+            },
+        );
+        let request = TokenRequest {
+            subject: "alice".into(),
+            roles: vec![Role::Researcher],
+            claims: Map::new(),
+            lifetime: Duration::from_secs(60),
+        };
+        let token = issuer.issue(&request, AUDIENCE, issued).expect("token");
+        (validator, clock, token)
+    }
+
+    /// Sets the clock to `at` exactly.
+    fn set(clock: &ManualClock, at: DateTime<Utc>) {
+        clock.advance(at.signed_duration_since(clock.now()));
+    }
+
+    /// Matrix R4: the leeway boundary is exact to the second on both ends of the window. With
+    /// a 30 s leeway a token is accepted 29 s and 30 s after its `exp` and refused 31 s after
+    /// it, and accepted 29 s and 30 s before its `nbf` and refused 31 s before it.
+    #[test]
+    fn the_leeway_boundary_is_exact_to_the_second_for_exp_and_nbf() {
+        let issued = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+        let (validator, clock, token) = setup(issued);
+        let exp = issued + Span::seconds(60);
+        let nbf = issued;
+        assert!(validator.validate(&token).is_ok(), "valid at issue time");
+
+        for (offset, accepted) in [(LEEWAY - 1, true), (LEEWAY, true), (LEEWAY + 1, false)] {
+            set(&clock, exp + Span::seconds(offset));
+            let outcome = validator.validate(&token);
+            assert_eq!(
+                outcome.is_ok(),
+                accepted,
+                "exp + {offset} s: {:?}",
+                outcome.err()
+            );
+            if !accepted {
+                assert!(
+                    matches!(outcome, Err(AuthError::Expired)),
+                    "exp + {offset} s"
+                );
+            }
+        }
+        for (offset, accepted) in [(LEEWAY - 1, true), (LEEWAY, true), (LEEWAY + 1, false)] {
+            set(&clock, nbf - Span::seconds(offset));
+            let outcome = validator.validate(&token);
+            assert_eq!(
+                outcome.is_ok(),
+                accepted,
+                "nbf - {offset} s: {:?}",
+                outcome.err()
+            );
+            if !accepted {
+                assert!(
+                    matches!(outcome, Err(AuthError::NotYetValid)),
+                    "nbf - {offset} s"
+                );
+            }
+        }
+        // Token times are whole seconds: 30.999 s after `exp` is still inside the leeway.
+        set(&clock, exp + Span::milliseconds(LEEWAY * 1000 + 999));
+        assert!(validator.validate(&token).is_ok(), "exp + 30.999 s");
+    }
+}
