@@ -770,6 +770,11 @@ impl PeerServices {
             )),
         })?;
         let status = response.status().as_u16();
+        if (300..400).contains(&status) {
+            return Err(failed(format!(
+                "it answered HTTP {status}; redirects are not followed"
+            )));
+        }
         if !(200..300).contains(&status) {
             return Err(failed(format!("it answered HTTP {status}")));
         }

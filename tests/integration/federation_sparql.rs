@@ -3,8 +3,9 @@
 //! harvested copy does not have). Any other `SERVICE` IRI — a TCP listener the test binds on
 //! loopback, a DCAT-AP portal, a variable — is refused with a 400 problem naming it, and the
 //! listener sees zero connections; `SERVICE SILENT` towards it yields no bindings and no
-//! connection either. Hostile peer endpoints (an answer over 16 MiB, an answer that trickles)
-//! end the query with a 502 problem that says what the peer did, and the node stays up.
+//! connection either. Hostile peer endpoints (an answer over 16 MiB, an answer that trickles,
+//! a redirect to another address, which is never followed) end the query with a 502 problem
+//! that says what the peer did, and the node stays up.
 
 use super::common::{Options, Response, TestNode, bearer, fixture};
 use agora::identity::Role;
@@ -242,20 +243,22 @@ fn service_reaches_configured_peers_only() {
 }
 
 /// A peer endpoint that misbehaves by path: `…/big/sparql` answers more than 16 MiB,
-/// `…/slow/sparql` one byte every 200 ms; anything else is 404 (the crawler's calls).
-fn hostile_peer() -> u16 {
+/// `…/slow/sparql` one byte every 200 ms, `…/redirect/sparql` a `307` to `redirect_to`;
+/// anything else is 404 (the crawler's calls).
+fn hostile_peer(redirect_to: String) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("address").port();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
-            std::thread::spawn(move || misbehave(stream));
+            let redirect_to = redirect_to.clone();
+            std::thread::spawn(move || misbehave(stream, &redirect_to));
         }
     });
     port
 }
 
-fn misbehave(mut stream: TcpStream) {
+fn misbehave(mut stream: TcpStream, redirect_to: &str) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") && head.len() < 65536 {
@@ -305,6 +308,11 @@ fn misbehave(mut stream: TcpStream) {
                 return;
             }
         }
+    } else if path.ends_with("/redirect/sparql") {
+        let _ = write!(
+            stream,
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: {redirect_to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
     } else {
         let _ = stream
             .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
@@ -313,7 +321,8 @@ fn misbehave(mut stream: TcpStream) {
 
 #[test]
 fn hostile_peer_endpoints_end_with_a_clear_error() {
-    let port = hostile_peer();
+    let elsewhere = Counting::bind();
+    let port = hostile_peer(format!("http://127.0.0.1:{}/sparql", elsewhere.port));
     let budget_ms: u64 = 4000;
     let mut a = node(&[
         "--sparql-timeout-ms".into(),
@@ -322,10 +331,13 @@ fn hostile_peer_endpoints_end_with_a_clear_error() {
         format!("big=http://127.0.0.1:{port}/big"),
         "--peer".into(),
         format!("slow=http://127.0.0.1:{port}/slow"),
+        "--peer".into(),
+        format!("redirect=http://127.0.0.1:{port}/redirect"),
     ]);
     for (peer, expected) in [
         ("big", "larger than 16777216 bytes"),
         ("slow", "no complete answer within"),
+        ("redirect", "answered HTTP 307"),
     ] {
         let started = Instant::now();
         let answer = sparql(
@@ -344,6 +356,8 @@ fn hostile_peer_endpoints_end_with_a_clear_error() {
         );
         a.assert_healthy();
     }
+    // The redirect was not followed.
+    assert_eq!(elsewhere.count(), 0, "a peer's redirect was followed");
     // The node still answers queries.
     let rows = bindings(&sparql(&a, "SELECT * WHERE { ?s ?p ?o } LIMIT 1"));
     assert!(rows.len() <= 1);
