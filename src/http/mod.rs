@@ -4,6 +4,7 @@
 mod apidoc;
 mod auth;
 mod catalog;
+mod connection_guard;
 mod contracts;
 mod data;
 mod delta_sharing;
@@ -12,6 +13,7 @@ pub mod error;
 mod negotiate;
 mod ops;
 mod peers;
+mod slow_body;
 mod sparql;
 pub mod ui;
 
@@ -201,6 +203,11 @@ pub async fn serve(
             .app_data(metrics.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .wrap(ErrorHandlers::new().default_handler(error::problemize))
+            // A body must keep arriving (R36): actix bounds the time to send a head, not a body.
+            .wrap_fn(|mut request, service| {
+                slow_body::guard(&mut request);
+                service.call(request)
+            })
             .wrap_fn(|request, service| {
                 let started = Instant::now();
                 let method = request.method().to_string();
@@ -217,12 +224,19 @@ pub async fn serve(
             })
             .wrap(TracingLogger::default())
             .wrap(NormalizePath::new(TrailingSlash::Trim))
+            // A connection with no request in progress for too long is closed (R36).
+            .wrap_fn(|request, service| {
+                let progress = connection_guard::track(&request);
+                let response = service.call(request);
+                async move { Ok(connection_guard::finish(response.await?, progress)) }
+            })
             .configure(configure)
     })
-    .client_request_timeout(Duration::from_secs(10))
+    .client_request_timeout(connection_guard::CLIENT_REQUEST_TIMEOUT)
     .client_disconnect_timeout(Duration::from_secs(2))
-    .keep_alive(Duration::from_secs(30))
+    .keep_alive(connection_guard::KEEP_ALIVE)
     .shutdown_timeout(10)
+    .on_connect(connection_guard::on_connect)
     .listen(listener)?
     .run()
     .await;

@@ -1,0 +1,171 @@
+//! No connection may stay open without a request in progress for longer than the keep-alive
+//! period and a request head's time together (matrix R36). actix-http 3 times the head of a
+//! connection's *first* request (`client_request_timeout`) and an idle keep-alive connection
+//! (`keep_alive`), but the keep-alive timer stops at the first byte of the next request and no
+//! head timer starts for it: a client that completed one request and then sent the next
+//! request's head a byte at a time kept its connection for ever.
+//!
+//! Every connection is watched: [`on_connect`] notes it, [`track`] counts the requests in
+//! progress on it (from dispatch until the last byte of the response is written, so a long
+//! download is in progress all along), and a timer closes the socket (`shutdown(2)`) once no
+//! request has been in progress for [`STUCK_AFTER`]. A legitimate connection never gets
+//! there: actix closes an idle one after `keep_alive`, and a head sent in time is dispatched.
+
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
+use bytes::Bytes;
+use std::any::Any;
+use std::cell::Cell;
+use std::os::fd::{AsRawFd as _, RawFd};
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long actix keeps an idle connection open between requests.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(30);
+
+/// How long a client has to send a request's head (actix: the first request's only).
+pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection may go without a request in progress before it is closed.
+pub const STUCK_AFTER: Duration = KEEP_ALIVE.saturating_add(CLIENT_REQUEST_TIMEOUT);
+
+/// One connection's activity (connections live on one worker thread, hence `Rc`/`Cell`).
+#[derive(Debug)]
+struct Activity {
+    /// Requests dispatched whose response is not yet written.
+    in_flight: Cell<usize>,
+    /// When a request last started or finished (or the connection opened).
+    last: Cell<Instant>,
+    /// The socket, and its inode, to make sure the descriptor still names it when closing.
+    fd: RawFd,
+    inode: u64,
+}
+
+/// The connection data [`on_connect`] leaves for [`track`].
+#[derive(Debug, Clone)]
+struct Watched(Rc<Activity>);
+
+/// The inode of the open file `fd`, if it is open.
+fn inode_of(fd: RawFd) -> Option<u64> {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat(2) writes a `stat` into the buffer it is given, or fails.
+    let status = unsafe { libc::fstat(fd, stat.as_mut_ptr()) };
+    // SAFETY: on success the buffer was written.
+    (status == 0).then(|| unsafe { stat.assume_init() }.st_ino)
+}
+
+/// `HttpServer::on_connect`: starts watching a plain TCP connection.
+pub fn on_connect(connection: &dyn Any, extensions: &mut Extensions) {
+    let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+        return;
+    };
+    let fd = stream.as_raw_fd();
+    let Some(inode) = inode_of(fd) else {
+        return;
+    };
+    let activity = Rc::new(Activity {
+        in_flight: Cell::new(0),
+        last: Cell::new(Instant::now()),
+        fd,
+        inode,
+    });
+    let watch = Rc::downgrade(&activity);
+    extensions.insert(Watched(activity));
+    actix_web::rt::spawn(close_when_stuck(watch));
+}
+
+/// Sleeps until the connection could be stuck, and closes it if it is; ends when the
+/// connection is gone (its data dropped with it).
+async fn close_when_stuck(watch: Weak<Activity>) {
+    loop {
+        let Some(deadline) = watch.upgrade().map(|a| a.last.get() + STUCK_AFTER) else {
+            return;
+        };
+        tokio::time::sleep_until(deadline).await;
+        let Some(activity) = watch.upgrade() else {
+            return;
+        };
+        if activity.in_flight.get() == 0 && activity.last.get().elapsed() >= STUCK_AFTER {
+            // The connection's data is alive, so its socket is open; the inode check guards
+            // against ever touching a descriptor that was closed and reused meanwhile.
+            if inode_of(activity.fd) == Some(activity.inode) {
+                tracing::debug!(
+                    stuck_for = ?activity.last.get().elapsed(),
+                    "closing a connection with no request in progress"
+                );
+                // SAFETY: shutdown(2) on the connection's own, open socket; the connection
+                // then reads end-of-stream and ends as if the client had gone.
+                unsafe { libc::shutdown(activity.fd, libc::SHUT_RDWR) };
+            }
+            return;
+        }
+    }
+}
+
+/// A request in progress on a watched connection, until dropped.
+#[derive(Debug)]
+pub struct InProgress(Rc<Activity>);
+
+impl InProgress {
+    fn start(request: &ServiceRequest) -> Option<Self> {
+        let activity = request.conn_data::<Watched>()?.0.clone();
+        activity.in_flight.set(activity.in_flight.get() + 1);
+        activity.last.set(Instant::now());
+        Some(Self(activity))
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .set(self.0.in_flight.get().saturating_sub(1));
+        self.0.last.set(Instant::now());
+    }
+}
+
+/// Marks `request` in progress; [`finish`] keeps it so until its response body is written.
+pub fn track(request: &ServiceRequest) -> Option<InProgress> {
+    InProgress::start(request)
+}
+
+/// Hands the request's [`InProgress`] to its response body, which drops it once written.
+pub fn finish<B: MessageBody + 'static>(
+    response: ServiceResponse<B>,
+    progress: Option<InProgress>,
+) -> ServiceResponse<BoxBody> {
+    let response = response.map_into_boxed_body();
+    match progress {
+        Some(progress) => response.map_body(|_, body| {
+            BoxBody::new(Tracked {
+                body,
+                _progress: progress,
+            })
+        }),
+        None => response,
+    }
+}
+
+/// A response body that keeps its request in progress while it is being written.
+struct Tracked {
+    body: BoxBody,
+    _progress: InProgress,
+}
+
+impl MessageBody for Tracked {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
+}
