@@ -52,6 +52,8 @@ mod hardening;
 mod hostile;
 #[path = "integration/hostile_data.rs"]
 mod hostile_data;
+#[path = "integration/matrix.rs"]
+mod matrix;
 #[path = "integration/openapi_fuzz.rs"]
 mod openapi_fuzz;
 #[path = "integration/policy.rs"]
