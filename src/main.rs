@@ -13,6 +13,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The process allocator. Under concurrent requests glibc's malloc spent most of the node's CPU
+/// waiting on its arena locks (BENCHMARKS.md, "Allocator"); mimalloc's heaps are per thread.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// One node of a European data space: a federated DCAT-AP catalogue and a governed data broker.
 #[derive(Parser)]
 #[command(name = "agora", version, about)]
