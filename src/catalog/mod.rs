@@ -18,6 +18,7 @@
 
 mod access;
 mod export;
+mod export_cache;
 pub mod form;
 mod model;
 mod peers;
@@ -40,6 +41,7 @@ use crate::clock::SharedClock;
 use crate::policy;
 use crate::rdf_input::{self, InputError, InputLimits, RdfSyntax};
 use bytes::Bytes;
+use export_cache::{Change, ExportCache};
 use model::{as_subject, single_dataset};
 use oxigraph::model::vocab::{rdf, xsd};
 use oxigraph::model::{
@@ -232,38 +234,6 @@ pub struct Catalog {
     generation: AtomicU64,
     exports: Mutex<ExportCache>,
     restricted: Mutex<Option<(u64, access::Restricted)>>,
-}
-
-/// Serialised descriptions, valid for the catalogue generation they were made in. Bounded by
-/// bytes, not entries: descriptions vary from a few to hundreds of KiB.
-#[derive(Debug, Default)]
-struct ExportCache {
-    entries: HashMap<(String, ExportFormat), (u64, Bytes)>,
-    bytes: usize,
-}
-
-impl ExportCache {
-    /// Most bytes kept; the cache is emptied when an entry would overflow it.
-    const BUDGET: usize = 256 << 20;
-
-    fn get(&self, id: &str, format: ExportFormat, generation: u64) -> Option<Bytes> {
-        let (made_in, bytes) = self.entries.get(&(id.to_owned(), format))?;
-        (*made_in == generation).then(|| bytes.clone())
-    }
-
-    fn insert(&mut self, id: &str, format: ExportFormat, generation: u64, bytes: Bytes) {
-        if self.bytes + bytes.len() > Self::BUDGET {
-            self.entries.clear();
-            self.bytes = 0;
-        }
-        self.bytes += bytes.len();
-        if let Some((_, old)) = self
-            .entries
-            .insert((id.to_owned(), format), (generation, bytes))
-        {
-            self.bytes -= old.len();
-        }
-    }
 }
 
 impl std::fmt::Debug for Catalog {
@@ -625,7 +595,8 @@ impl Catalog {
             }
             public.commit()?;
         }
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        let ids: Vec<&str> = writes.iter().map(|w| w.record.id.as_str()).collect();
+        self.committed(Change::Datasets(&ids));
         let summaries: Vec<DatasetSummary> = writes.into_iter().map(|w| w.summary).collect();
         self.index.apply(&summaries, &[])
     }
@@ -656,7 +627,7 @@ impl Catalog {
             transaction.insert(triple.in_graph(name.as_ref()));
         }
         transaction.commit()?;
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.committed(Change::Everything);
         Ok(parsed.len())
     }
 
@@ -671,7 +642,7 @@ impl Catalog {
         }
         let graph_name = local_graph(id);
         self.store.remove_named_graph(graph_name.as_ref())?;
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.committed(Change::Datasets(&[id]));
         self.remove_record(&graph_name)?;
         self.index.apply(&[], &[id.to_owned()])?;
         Ok(())
@@ -812,14 +783,23 @@ impl Catalog {
         let generation = self.generation();
         let bytes = Bytes::from(serialize(&self.describe(id)?, format, &self.context));
         if let Ok(mut cache) = self.exports.lock() {
-            cache.insert(id, format, generation, bytes.clone());
+            cache.insert(id, format, generation, &bytes);
         }
         Ok(bytes)
     }
 
     /// The cached export of `id`, if still current. Cheap: no storage access.
     pub fn cached_export(&self, id: &str, format: ExportFormat) -> Option<Bytes> {
-        self.exports.lock().ok()?.get(id, format, self.generation())
+        self.exports.lock().ok()?.get(id, format)
+    }
+
+    /// Moves the generation after a committed write and drops what the write made stale.
+    fn committed(&self, change: Change<'_>) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.exports
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .invalidate(change, generation);
     }
 
     /// Reads a stored graph. Oxigraph stores derived integer types (`xsd:nonNegativeInteger`)
@@ -1043,7 +1023,7 @@ impl Catalog {
             transaction.insert(triple.in_graph(name.as_ref()));
         }
         transaction.commit()?;
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.committed(Change::Everything);
         Ok(())
     }
 
@@ -1125,18 +1105,31 @@ impl Catalog {
             .filter(|id| !id.contains(':') && ids.binary_search(id).is_err())
             .cloned()
             .collect();
-        if !stale.is_empty() || !removed.is_empty() {
-            tracing::info!(
-                reindexed = stale.len(),
-                removed = removed.len(),
-                "search index reconciled with the store"
-            );
-            for chunk in stale.chunks(1000) {
-                self.index.apply(chunk, &[])?;
-            }
-            self.index.apply(&[], &removed)?;
-        }
+        self.apply_reconciliation(&stale, &removed, "local")?;
         self.reconcile_peers(&indexed)
+    }
+
+    /// Brings the search index in line after a reconciliation found `stale` summaries and
+    /// `removed` keys, in chunks so one commit never holds the whole catalogue.
+    fn apply_reconciliation(
+        &self,
+        stale: &[DatasetSummary],
+        removed: &[String],
+        origin: &str,
+    ) -> Result<()> {
+        if stale.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            reindexed = stale.len(),
+            removed = removed.len(),
+            origin,
+            "search index reconciled with the store"
+        );
+        for chunk in stale.chunks(1000) {
+            self.index.apply(chunk, &[])?;
+        }
+        self.index.apply(&[], removed)
     }
 }
 

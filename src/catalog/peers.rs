@@ -22,7 +22,6 @@ use oxigraph::model::{
     Quad, QuadRef, Term, TermRef,
 };
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 
 /// Prefix of the peers' graph names.
 pub const PEER_GRAPH_PREFIX: &str = "urn:agora:peer:";
@@ -95,7 +94,7 @@ impl Catalog {
             transaction.insert(triple.in_graph(name.as_ref()));
         }
         transaction.commit()?;
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.committed(super::Change::Peers);
         let summaries = summaries_of(peer, graph);
         let count = summaries.len();
         self.index.apply(&summaries, &old)?;
@@ -170,7 +169,7 @@ impl Catalog {
             transaction.insert(triple.in_graph(in_graph));
         }
         transaction.commit()?;
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.committed(super::Change::Peers);
         let summaries: Vec<DatasetSummary> = upserted
             .iter()
             .map(|iri| summary_of(peer, upserts, iri.as_ref(), harvested_at))
@@ -397,18 +396,7 @@ impl Catalog {
             .filter(|key| key.contains(':') && !present.contains(key.as_str()))
             .cloned()
             .collect();
-        if !stale.is_empty() || !removed.is_empty() {
-            tracing::info!(
-                reindexed = stale.len(),
-                removed = removed.len(),
-                "harvested datasets reconciled with the search index"
-            );
-            for chunk in stale.chunks(1000) {
-                self.index.apply(chunk, &[])?;
-            }
-            self.index.apply(&[], &removed)?;
-        }
-        Ok(())
+        self.apply_reconciliation(&stale, &removed, "peers")
     }
 }
 
