@@ -74,21 +74,40 @@ pub fn on_connect(connection: &dyn Any, extensions: &mut Extensions) {
     });
     let watch = Rc::downgrade(&activity);
     extensions.insert(Watched(activity));
-    actix_web::rt::spawn(close_when_stuck(watch));
+    actix_web::rt::spawn(close_when_stuck(watch, STUCK_AFTER));
+}
+
+/// When to look at the connection next: `after` past its last activity, or, while a request
+/// is in progress (which may last any time), `after` from now — never in the past unless the
+/// connection may be stuck, so the watch never spins.
+fn next_check(activity: &Activity, now: Instant, after: Duration) -> Instant {
+    if activity.in_flight.get() > 0 {
+        now + after
+    } else {
+        activity.last.get() + after
+    }
+}
+
+/// Whether, at `now`, the connection has had no request in progress for `after`.
+fn is_stuck(activity: &Activity, now: Instant, after: Duration) -> bool {
+    activity.in_flight.get() == 0 && now.saturating_duration_since(activity.last.get()) >= after
 }
 
 /// Sleeps until the connection could be stuck, and closes it if it is; ends when the
 /// connection is gone (its data dropped with it).
-async fn close_when_stuck(watch: Weak<Activity>) {
+async fn close_when_stuck(watch: Weak<Activity>, after: Duration) {
     loop {
-        let Some(deadline) = watch.upgrade().map(|a| a.last.get() + STUCK_AFTER) else {
+        let Some(deadline) = watch
+            .upgrade()
+            .map(|a| next_check(&a, Instant::now(), after))
+        else {
             return;
         };
         tokio::time::sleep_until(deadline).await;
         let Some(activity) = watch.upgrade() else {
             return;
         };
-        if activity.in_flight.get() == 0 && activity.last.get().elapsed() >= STUCK_AFTER {
+        if is_stuck(&activity, Instant::now(), after) {
             // The connection's data is alive, so its socket is open; the inode check guards
             // against ever touching a descriptor that was closed and reused meanwhile.
             if inode_of(activity.fd) == Some(activity.inode) {
@@ -167,5 +186,70 @@ impl MessageBody for Tracked {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read as _;
+    use std::os::unix::net::UnixStream;
+
+    /// A watched socket whose last activity is now.
+    fn activity(fd: RawFd, in_flight: usize) -> Rc<Activity> {
+        Rc::new(Activity {
+            in_flight: Cell::new(in_flight),
+            last: Cell::new(Instant::now()),
+            fd,
+            inode: inode_of(fd).expect("an open socket"),
+        })
+    }
+
+    /// The watch looks again only in the future while a request is in progress, however long
+    /// ago it started (it used to spin on a deadline in the past), and at the end of the idle
+    /// period otherwise.
+    #[test]
+    fn the_next_check_is_never_in_the_past_while_a_request_is_in_progress() {
+        let (socket, _peer) = UnixStream::pair().expect("socket pair");
+        let after = Duration::from_secs(40);
+        let an_hour_later = Instant::now() + Duration::from_secs(3600);
+        let busy = activity(socket.as_raw_fd(), 1);
+        assert!(next_check(&busy, an_hour_later, after) > an_hour_later);
+        assert!(!is_stuck(&busy, an_hour_later, after));
+        let idle = activity(socket.as_raw_fd(), 0);
+        assert!(next_check(&idle, an_hour_later, after) <= an_hour_later);
+        assert!(is_stuck(&idle, an_hour_later, after));
+        assert!(!is_stuck(&idle, idle.last.get() + after / 2, after));
+    }
+
+    /// A connection idle past the limit is shut down (its peer reads end-of-stream); one with
+    /// a request in progress is left alone; a connection already gone ends the watch.
+    #[tokio::test]
+    async fn a_stuck_connection_is_shut_down_and_a_busy_one_is_not() {
+        let after = Duration::from_millis(100);
+        let (socket, mut peer) = UnixStream::pair().expect("socket pair");
+        let stuck = activity(socket.as_raw_fd(), 0);
+        close_when_stuck(Rc::downgrade(&stuck), after).await;
+        let mut buffer = [0u8; 8];
+        assert_eq!(peer.read(&mut buffer).expect("end of stream"), 0);
+
+        let (socket, peer) = UnixStream::pair().expect("socket pair");
+        let busy = activity(socket.as_raw_fd(), 1);
+        let watch = close_when_stuck(Rc::downgrade(&busy), after);
+        let waited = tokio::time::timeout(after * 3, watch).await;
+        assert!(
+            waited.is_err(),
+            "the watch ended while a request was in progress"
+        );
+        peer.set_nonblocking(true).expect("non-blocking");
+        let mut buffer = [0u8; 8];
+        let open = (&peer).read(&mut buffer);
+        assert!(
+            matches!(&open, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "the busy connection was closed: {open:?}"
+        );
+
+        let gone = Rc::downgrade(&activity(socket.as_raw_fd(), 0));
+        close_when_stuck(gone, after).await;
     }
 }
