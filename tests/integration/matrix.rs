@@ -314,7 +314,7 @@ impl Needles {
 /// expired one, and valid tokens of each role (also as the UI's session cookie). No answer's
 /// body or headers contains any of those tokens (a JWT-looking string in no error), the data
 /// directory, the repository path, `/root/`, `/home/`, `/tmp/`, `src/`, `.rs:`, `panicked` or
-/// `RUST_BACKTRACE`; and no answer is a 5xx.
+/// `RUST_BACKTRACE`; and no answer is a 500 (or another 5xx than 502, 503, 504 and 507).
 #[test]
 fn error_answers_never_carry_tokens_paths_or_stack_traces() {
     let node = TestNode::start(Options {
@@ -526,7 +526,9 @@ fn error_answers_never_carry_tokens_paths_or_stack_traces() {
             let response = node.send(method, path, &headers, body);
             sent += 1;
             let what = format!("{method} {path} ({who})");
-            if response.status >= 500 {
+            // Gateway, unavailable and full-storage answers are documented operational
+            // refusals (a peer or the disk, not the node's code); any other 5xx is a bug.
+            if response.status >= 500 && ![502, 503, 504, 507].contains(&response.status) {
                 findings.push(format!(
                     "{what} -> {}: a server error: {}",
                     response.status,
