@@ -151,20 +151,30 @@ pub fn track(request: &ServiceRequest) -> Option<InProgress> {
     InProgress::start(request)
 }
 
-/// Hands the request's [`InProgress`] to its response body, which drops it once written.
+/// Bodies up to this size go out in one write and are not tracked (they keep actix's
+/// single-buffer fast path); the request ends with its response head.
+const UNTRACKED_BODY_BYTES: u64 = 64 * 1024;
+
+/// Hands the request's [`InProgress`] to its response body, which drops it once written;
+/// a small body needs no tracking.
 pub fn finish<B: MessageBody + 'static>(
     response: ServiceResponse<B>,
     progress: Option<InProgress>,
 ) -> ServiceResponse<BoxBody> {
     let response = response.map_into_boxed_body();
+    let small = match response.response().body().size() {
+        BodySize::None => true,
+        BodySize::Sized(n) => n <= UNTRACKED_BODY_BYTES,
+        BodySize::Stream => false,
+    };
     match progress {
-        Some(progress) => response.map_body(|_, body| {
+        Some(progress) if !small => response.map_body(|_, body| {
             BoxBody::new(Tracked {
                 body,
                 _progress: progress,
             })
         }),
-        None => response,
+        _ => response,
     }
 }
 
@@ -220,6 +230,31 @@ mod tests {
         assert!(next_check(&idle, an_hour_later, after) <= an_hour_later);
         assert!(is_stuck(&idle, an_hour_later, after));
         assert!(!is_stuck(&idle, idle.last.get() + after / 2, after));
+    }
+
+    /// A large or streamed response body keeps its request in progress until the body is
+    /// dropped (written or abandoned); a small one ends it with the response head.
+    #[actix_web::test]
+    async fn a_large_body_keeps_its_request_in_progress_until_written() {
+        let (socket, _peer) = UnixStream::pair().expect("socket pair");
+        let watched = activity(socket.as_raw_fd(), 0);
+        let respond = |body: Vec<u8>| {
+            let request = actix_web::test::TestRequest::default().to_srv_request();
+            let progress = InProgress(watched.clone());
+            watched.in_flight.set(watched.in_flight.get() + 1);
+            finish(
+                request.into_response(actix_web::HttpResponse::Ok().body(body)),
+                Some(progress),
+            )
+        };
+        let large = respond(vec![0u8; 1 << 20]);
+        assert_eq!(watched.in_flight.get(), 1, "a 1 MiB body is being written");
+        drop(large);
+        assert_eq!(watched.in_flight.get(), 0, "written, the request is over");
+        let small = respond(b"{}".to_vec());
+        assert_eq!(watched.in_flight.get(), 0, "a small body is not tracked");
+        drop(small);
+        assert_eq!(watched.in_flight.get(), 0);
     }
 
     /// A connection idle past the limit is shut down (its peer reads end-of-stream); one with
