@@ -7,9 +7,10 @@
 //!
 //! Every connection is watched: [`on_connect`] notes it, [`track`] counts the requests in
 //! progress on it (from dispatch until the last byte of a response body over 64 KiB is
-//! written, so a long download is in progress all along; a smaller one goes out in one write), and a timer closes the socket (`shutdown(2)`) once no
-//! request has been in progress for [`STUCK_AFTER`]. A legitimate connection never gets
-//! there: actix closes an idle one after `keep_alive`, and a head sent in time is dispatched.
+//! written, so a long download is in progress all along; a smaller one goes out in one
+//! write), and a timer closes the socket (`shutdown(2)`) once no request has been in progress
+//! for [`STUCK_AFTER`]. A legitimate connection never gets there: actix closes an idle one
+//! after `keep_alive`, and a head sent in time is dispatched.
 
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
