@@ -60,6 +60,8 @@ mod openapi_fuzz;
 mod policy;
 #[path = "integration/python_client.rs"]
 mod python_client;
+#[path = "integration/row_filter_differential.rs"]
+mod row_filter_differential;
 #[path = "integration/s3.rs"]
 mod s3;
 #[path = "integration/sparql.rs"]

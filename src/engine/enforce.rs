@@ -271,8 +271,9 @@ fn literal(value: &ColumnValue) -> Expr {
     match value {
         ColumnValue::Boolean(b) => lit(*b),
         ColumnValue::Integer(i) => lit(*i),
-        ColumnValue::Decimal(d) => lit(d.parse::<f64>().unwrap_or(f64::NAN)),
-        ColumnValue::Double(d) => lit(*d),
+        // + 0.0: -0.0 is 0.0 (policies compare numbers, not bit patterns).
+        ColumnValue::Decimal(d) => lit(d.parse::<f64>().unwrap_or(f64::NAN) + 0.0),
+        ColumnValue::Double(d) => lit(*d + 0.0),
         ColumnValue::Date(d) => {
             let days = d
                 .signed_duration_since(chrono::NaiveDate::default())
@@ -289,9 +290,29 @@ fn literal(value: &ColumnValue) -> Expr {
     }
 }
 
-fn filter_expr(column: &str, operator: FilterOperator, values: &[ColumnValue]) -> Option<Expr> {
-    let target = col(quoted(column));
+fn filter_expr(
+    column: &str,
+    data_type: &DataType,
+    operator: FilterOperator,
+    values: &[ColumnValue],
+) -> Option<Expr> {
     let first = values.first().map(literal)?;
+    // A null never satisfies a release condition.
+    let mut guard = col(quoted(column)).is_not_null();
+    let mut target = col(quoted(column));
+    if data_type.is_floating() {
+        // Arrow compares floats by IEEE total order: NaN above every number (so `gt`, `gteq`,
+        // `neq` and `isNoneOf` would release it) and -0.0 below 0.0 (so `lt 0` would release
+        // a zero). A policy's comparison is numeric (XSD): NaN satisfies none, like a null, and
+        // -0.0 is 0.0, which adding 0.0 makes it (the simplifier has no rule that drops it).
+        guard = guard.and(!datafusion::functions::expr_fn::isnan(col(quoted(column))));
+        target = target + lit(0.0_f64);
+        // A policy comparing with NaN releases nothing (total order would release everything
+        // below it).
+        if values.iter().any(is_nan) {
+            return Some(lit(false));
+        }
+    }
     let all: Vec<Expr> = values.iter().map(literal).collect();
     let compared = match operator {
         FilterOperator::Eq => target.eq(first),
@@ -303,8 +324,20 @@ fn filter_expr(column: &str, operator: FilterOperator, values: &[ColumnValue]) -
         FilterOperator::IsAnyOf => target.in_list(all, false),
         FilterOperator::IsNoneOf => target.in_list(all, true),
     };
-    // A null never satisfies a release condition.
-    Some(col(quoted(column)).is_not_null().and(compared))
+    Some(guard.and(compared))
+}
+
+/// Whether a policy value is a floating-point NaN (`"NaN"^^xsd:double`, or a decimal that
+/// does not parse, which [`literal`] reads as NaN).
+fn is_nan(value: &ColumnValue) -> bool {
+    match value {
+        ColumnValue::Double(d) => d.is_nan(),
+        ColumnValue::Decimal(d) => match d.parse::<f64>() {
+            Ok(v) => v.is_nan(),
+            Err(_) => true,
+        },
+        _ => false,
+    }
 }
 
 /// A column reference that keeps the name's case and punctuation.
@@ -337,6 +370,10 @@ fn generalised(column: &str, granularity: Granularity, data_type: &DataType) -> 
         }
     }
 }
+
+/// The fence's limit (see `released_view`): more rows than any source has. Not `usize::MAX`,
+/// which DataFusion stores as an `i64` literal and then reads back as -1.
+const NEVER_BINDS: usize = i64::MAX as usize;
 
 /// The memory one data-plane query may hold (hash tables of an aggregate, sort buffers): past
 /// it the query fails with a request error instead of growing the node.
@@ -401,10 +438,18 @@ pub(crate) async fn released_view(
     // One partition keeps the row order of the files (the shards and resumable pulls rely on
     // it); view types are off so that released columns keep the files' own types (utf8, not
     // utf8view), which every Arrow and Parquet reader understands.
-    let config = SessionConfig::new().with_target_partitions(1).set_bool(
+    let mut config = SessionConfig::new().with_target_partitions(1).set_bool(
         "datafusion.execution.parquet.schema_force_view_types",
         false,
     );
+    // A hash join's dynamic filter drops the rows of NaN keys from a Parquet probe side
+    // (DataFusion 55; the R22 differential found it with a self-join on a float column): a
+    // plan over the view would then see fewer rows than the view holds. The data plane plans
+    // no join today; the option is off so that no plan above the view ever does.
+    config
+        .options_mut()
+        .optimizer
+        .enable_join_dynamic_filter_pushdown = false;
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_limit(QUERY_MEMORY_LIMIT, 1.0)
         .with_object_store_registry(source.stores.clone())
@@ -449,10 +494,25 @@ pub(crate) async fn released_view(
     // 1. Row filters, on the raw values, before anything else.
     let mut view = raw;
     for filter in &plan.row_filters {
-        if let Some(condition) = filter_expr(&filter.column, filter.operator, &filter.values) {
+        let data_type = schema
+            .field_with_name(&filter.column)
+            .map(|f| f.data_type().clone())
+            .map_err(|e| EngineError::Policy(e.to_string()))?;
+        if let Some(condition) =
+            filter_expr(&filter.column, &data_type, filter.operator, &filter.values)
+        {
             view = view.filter(condition).map_err(internal)?;
         }
     }
+    // 1b. A fence between the policy's rows and everything planned above: DataFusion's
+    // optimiser merges a consumer's filter into the policy's (the conjunction is then evaluated
+    // on every row of a batch, hidden ones included, whenever the policy keeps more than a
+    // fifth of it), so a consumer expression that fails on some value (`100 / (age - 50)`)
+    // would fail because of a row the policy hides: an oracle (R22). No optimiser rule moves a
+    // filter below a limit (that would change the result), and a limit that can never bind
+    // changes nothing else; the consumer's filters are still pushed below the released
+    // projection, so pseudonyms are computed only for the rows they keep.
+    view = view.limit(0, Some(NEVER_BINDS)).map_err(internal)?;
     // 2. One projection: what the policy releases, and in which form.
     let udf = ScalarUDF::from(Pseudonymise {
         key,
