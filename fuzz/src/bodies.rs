@@ -21,7 +21,7 @@ use std::sync::{Arc, OnceLock};
 pub type Body = fn(&[u8]);
 
 /// The targets, by name (the names of `fuzz/fuzz_targets/*.rs` and `fuzz/seeds/*`).
-pub const TARGETS: [(&str, Body); 7] = [
+pub const TARGETS: [(&str, Body); 9] = [
     ("jwt", jwt),
     ("rdf_ingest", rdf_ingest),
     ("odrl", odrl),
@@ -29,6 +29,8 @@ pub const TARGETS: [(&str, Body); 7] = [
     ("parquet_validate", parquet_validate),
     ("url_policy", url_policy),
     ("audit_verify", audit_verify),
+    ("dcat_page", dcat_page),
+    ("sparql_params", sparql_params),
 ];
 
 /// The fixed time every target evaluates at (2026-01-01T00:00:00Z), so that a finding replays.
@@ -400,6 +402,201 @@ pub fn audit_verify(data: &[u8]) {
             "a changed log verified:\n{text}"
         );
     }
+}
+
+/// The DCAT harvester's page reader (`harvest_dcat::parse_page`, what every fetched
+/// catalogue page of a peer portal goes through). Byte 0 picks the syntax (Turtle, JSON-LD,
+/// RDF/XML, N-Triples). Properties: no panic; a page that is read lists only datasets under
+/// the portal's base URL, and nothing it keeps states what only the node may state (no
+/// `agora:` predicate, no `dcat:Catalog` typing, no dataset `odrl:hasPolicy`; the catalogue's
+/// own statements only from the allowed properties); the same page read twice gives the same
+/// datasets, the same number of triples and the same next page.
+pub fn dcat_page(data: &[u8]) {
+    use agora::harvest_dcat::{PageSyntax, parse_page};
+    let Some((mode, body)) = data.split_first() else {
+        return;
+    };
+    let syntax = match mode % 4 {
+        0 => PageSyntax::Guarded(RdfSyntax::Turtle),
+        1 => PageSyntax::Guarded(RdfSyntax::JsonLd),
+        2 => PageSyntax::RdfXml,
+        _ => PageSyntax::Guarded(RdfSyntax::NTriples),
+    };
+    const BASE: &str = "https://portal.fuzz.example/";
+    const PAGE: &str = "https://portal.fuzz.example/catalog.ttl?page=2";
+    let Ok(page) = parse_page(body, syntax, PAGE, BASE) else {
+        return;
+    };
+    for dataset in &page.datasets {
+        assert!(
+            dataset.as_str().starts_with(BASE),
+            "a dataset outside the portal's base URL was kept: {dataset}"
+        );
+    }
+    let rdf_type = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type";
+    for triple in &page.triples {
+        let predicate = triple.predicate.as_str();
+        assert!(
+            !predicate.starts_with("https://w3id.org/agora/ns#"),
+            "a portal's page kept an agora statement: {triple}"
+        );
+        assert!(
+            !(predicate == rdf_type
+                && triple.object.to_string() == "<http://www.w3.org/ns/dcat#Catalog>"),
+            "a portal's page kept a dcat:Catalog typing: {triple}"
+        );
+        let subject_is_dataset = page
+            .datasets
+            .iter()
+            .any(|d| triple.subject.to_string() == d.to_string());
+        assert!(
+            !(subject_is_dataset && predicate == "http://www.w3.org/ns/odrl/2/hasPolicy"),
+            "a portal's page kept a dataset's offer: {triple}"
+        );
+    }
+    for (predicate, _) in &page.catalog {
+        let allowed = [
+            "http://purl.org/dc/terms/",
+            "http://xmlns.com/foaf/0.1/homepage",
+        ]
+        .iter()
+        .any(|p| predicate.as_str().starts_with(p))
+            || predicate.as_str() == "http://www.w3.org/ns/dcat#themeTaxonomy";
+        assert!(allowed, "the catalogue may not state {predicate} of itself");
+    }
+    let again = parse_page(body, syntax, PAGE, BASE).expect("a page read once reads twice");
+    assert_eq!(
+        page.datasets, again.datasets,
+        "the same page listed other datasets"
+    );
+    assert_eq!(
+        page.triples.len(),
+        again.triples.len(),
+        "the same page kept other triples"
+    );
+    assert_eq!(
+        page.next, again.next,
+        "the same page named another next page"
+    );
+    assert_eq!(page.catalog_iri, again.catalog_iri);
+}
+
+/// A naive `application/x-www-form-urlencoded` decoder, the reference for `sparql_params`:
+/// `+` is a space, `%` and two hex digits a byte, any other `%` itself; UTF-8 or `None`.
+fn reference_decode(raw: &[u8]) -> Option<String> {
+    let mut bytes = Vec::with_capacity(raw.len());
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => bytes.push(b' '),
+            b'%' if i + 2 < raw.len() => match (hex(raw[i + 1]), hex(raw[i + 2])) {
+                (Some(high), Some(low)) => {
+                    bytes.push((high * 16 + low) as u8);
+                    i += 2;
+                }
+                _ => bytes.push(b'%'),
+            },
+            other => bytes.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// What the reference expects of a request's parameters: `Err(kind)` with the kind the node
+/// must refuse with, in the node's order (an undecodable pair, then an Update, then the
+/// number of queries, then the size), or the request.
+fn reference_request(
+    query_string: &[u8],
+    form: Option<&[u8]>,
+) -> Result<agora::http::SparqlProtocolRequest, agora::http::SparqlParameterError> {
+    use agora::http::SparqlParameterError as E;
+    let mut pairs = Vec::new();
+    for part in std::iter::once(query_string).chain(form) {
+        for pair in part.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+            let (key, value) = match pair.iter().position(|b| *b == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &[][..]),
+            };
+            let key = reference_decode(key).ok_or(E::NotUtf8)?;
+            let value = reference_decode(value).ok_or(E::NotUtf8)?;
+            pairs.push((key, value));
+        }
+    }
+    let values = |name: &str| -> Vec<String> {
+        pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    if ["update", "using-graph-uri", "using-named-graph-uri"]
+        .iter()
+        .any(|k| !values(k).is_empty())
+    {
+        return Err(E::Update);
+    }
+    let queries = values("query");
+    let query = match queries.as_slice() {
+        [one] => one.clone(),
+        [] => return Err(E::NoQuery),
+        _ => return Err(E::SeveralQueries),
+    };
+    if query.len() > 64 * 1024 {
+        return Err(E::TooLarge);
+    }
+    // The form's `format` wins over the query string's; within one part, the last.
+    let last_format = |part: &[u8]| {
+        part.split(|b| *b == b'&')
+            .filter_map(|pair| {
+                let at = pair.iter().position(|b| *b == b'=');
+                let key = reference_decode(&pair[..at.unwrap_or(pair.len())])?;
+                let value =
+                    at.map_or(Some(String::new()), |at| reference_decode(&pair[at + 1..]))?;
+                (!pair.is_empty() && (key == "format" || key == "output")).then_some(value)
+            })
+            .next_back()
+    };
+    let format = form
+        .and_then(last_format)
+        .or_else(|| last_format(query_string));
+    Ok(agora::http::SparqlProtocolRequest {
+        query,
+        default_graphs: values("default-graph-uri"),
+        named_graphs: values("named-graph-uri"),
+        format,
+    })
+}
+
+/// The SPARQL protocol's parameter decoding (`http::decode_sparql_parameters`, what both the
+/// GET and the form-POST handler run before a query is parsed). Byte 0 even: the rest is a
+/// query string (GET); odd: the rest is a query string, a newline, and a form body (POST).
+/// Properties: no panic; the node's decoding is the naive reference's, refusal kind and
+/// order included (an Update is always refused, exactly one query is run, the dataset and
+/// format are the ones sent), so that a proxy reading the same parameters with an ordinary
+/// decoder sees the same request.
+pub fn sparql_params(data: &[u8]) {
+    let Some((mode, rest)) = data.split_first() else {
+        return;
+    };
+    let (query_string, form) = if mode % 2 == 0 {
+        (rest, None)
+    } else {
+        match rest.iter().position(|b| *b == b'\n') {
+            Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+            None => (rest, Some(&[][..])),
+        }
+    };
+    let node = agora::http::decode_sparql_parameters(query_string, form);
+    let reference = reference_request(query_string, form);
+    assert_eq!(
+        node,
+        reference,
+        "the node and the reference decode differently: {:?} / {:?}",
+        String::from_utf8_lossy(query_string),
+        form.map(String::from_utf8_lossy)
+    );
 }
 
 /// `(target, file name, bytes)`.

@@ -17,6 +17,12 @@ mod slow_body;
 mod sparql;
 pub mod ui;
 
+/// The SPARQL protocol's parameter decoding, public for the `sparql_params` fuzz target.
+pub use sparql::{
+    ParameterError as SparqlParameterError, ProtocolRequest as SparqlProtocolRequest,
+    decode_parameters as decode_sparql_parameters,
+};
+
 use crate::node::Node;
 use actix_web::middleware::{ErrorHandlers, NormalizePath, TrailingSlash};
 use actix_web::{App, HttpServer, dev::Service as _, web};

@@ -11,6 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 /// Largest query text accepted.
 const MAX_QUERY_BYTES: usize = 64 * 1024;
 
+/// The protocol's parameters as sent, before the request is checked.
 struct Parameters {
     queries: Vec<String>,
     updates: usize,
@@ -19,7 +20,106 @@ struct Parameters {
     format: Option<String>,
 }
 
-fn parse_pairs(encoded: &[u8]) -> Result<Parameters, ApiError> {
+impl Parameters {
+    /// Adds a form body's parameters to the query string's: lists are joined (query string
+    /// first), a form's `format` wins.
+    fn extend(&mut self, form: Parameters) {
+        self.queries.extend(form.queries);
+        self.updates += form.updates;
+        self.default_graphs.extend(form.default_graphs);
+        self.named_graphs.extend(form.named_graphs);
+        self.format = form.format.or(self.format.take());
+    }
+}
+
+/// What one SPARQL protocol request asks for, once its parameters are decoded and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolRequest {
+    /// The one query.
+    pub query: String,
+    /// `default-graph-uri` values, in the order sent.
+    pub default_graphs: Vec<String>,
+    /// `named-graph-uri` values, in the order sent.
+    pub named_graphs: Vec<String>,
+    /// The last `format` (or `output`) value, if any.
+    pub format: Option<String>,
+}
+
+/// Why a request's parameters are refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParameterError {
+    /// A key or value is not UTF-8 once percent-decoded (HTTP 400).
+    #[error("a parameter is not valid UTF-8 once decoded")]
+    NotUtf8,
+    /// An Update was asked for (`update`, `using-graph-uri`, `using-named-graph-uri`; HTTP 403).
+    #[error("this endpoint answers queries only")]
+    Update,
+    /// No `query` parameter (HTTP 400).
+    #[error("send exactly one `query` parameter")]
+    NoQuery,
+    /// More than one `query` parameter (HTTP 400).
+    #[error("send exactly one `query` parameter, not several")]
+    SeveralQueries,
+    /// The query is longer than the endpoint accepts (HTTP 413).
+    #[error("the query is longer than {MAX_QUERY_BYTES} bytes")]
+    TooLarge,
+}
+
+impl From<ParameterError> for ApiError {
+    fn from(error: ParameterError) -> Self {
+        match error {
+            ParameterError::Update => refuse_update(),
+            ParameterError::TooLarge => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "Query too large",
+                error.to_string(),
+            ),
+            other => ApiError::bad_request(other.to_string()),
+        }
+    }
+}
+
+/// Decodes the parameters of a SPARQL protocol request: its url-encoded query string and,
+/// for a form POST, its `application/x-www-form-urlencoded` body (`+` is a space, `%XX` a
+/// byte, the result must be UTF-8), into the one query it asks for and its dataset. Refuses
+/// Updates, no or several queries and queries over 64 KiB. This is the step both handlers
+/// run; it is public (re-exported as `http::decode_sparql_parameters`) so that the
+/// `sparql_params` fuzz target reaches exactly this code.
+pub fn decode_parameters(
+    query_string: &[u8],
+    form: Option<&[u8]>,
+) -> Result<ProtocolRequest, ParameterError> {
+    let mut parameters = parse_pairs(query_string)?;
+    if let Some(form) = form {
+        parameters.extend(parse_pairs(form)?);
+    }
+    checked(parameters)
+}
+
+/// The one query of `parameters`, or why the request is refused.
+fn checked(parameters: Parameters) -> Result<ProtocolRequest, ParameterError> {
+    if parameters.updates > 0 {
+        return Err(ParameterError::Update);
+    }
+    let mut queries = parameters.queries;
+    let query = match queries.len() {
+        1 => queries.pop().unwrap_or_default(),
+        0 => return Err(ParameterError::NoQuery),
+        _ => return Err(ParameterError::SeveralQueries),
+    };
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(ParameterError::TooLarge);
+    }
+    Ok(ProtocolRequest {
+        query,
+        default_graphs: parameters.default_graphs,
+        named_graphs: parameters.named_graphs,
+        format: parameters.format,
+    })
+}
+
+fn parse_pairs(encoded: &[u8]) -> Result<Parameters, ParameterError> {
     let mut parameters = Parameters {
         queries: Vec::new(),
         updates: 0,
@@ -43,7 +143,7 @@ fn parse_pairs(encoded: &[u8]) -> Result<Parameters, ApiError> {
     Ok(parameters)
 }
 
-fn decode(raw: &[u8]) -> Result<String, ApiError> {
+fn decode(raw: &[u8]) -> Result<String, ParameterError> {
     let plus_as_space: Vec<u8> = raw
         .iter()
         .map(|b| if *b == b'+' { b' ' } else { *b })
@@ -51,7 +151,7 @@ fn decode(raw: &[u8]) -> Result<String, ApiError> {
     percent_encoding::percent_decode(&plus_as_space)
         .decode_utf8()
         .map(|s| s.into_owned())
-        .map_err(|_| ApiError::bad_request("a parameter is not valid UTF-8 once decoded"))
+        .map_err(|_| ParameterError::NotUtf8)
 }
 
 fn refuse_update() -> ApiError {
@@ -178,12 +278,7 @@ pub async fn query_post(
     let mut parameters = parse_pairs(request.query_string().as_bytes())?;
     match essence.as_str() {
         "application/x-www-form-urlencoded" => {
-            let form = parse_pairs(&body)?;
-            parameters.queries.extend(form.queries);
-            parameters.updates += form.updates;
-            parameters.default_graphs.extend(form.default_graphs);
-            parameters.named_graphs.extend(form.named_graphs);
-            parameters.format = form.format.or(parameters.format);
+            parameters.extend(parse_pairs(&body)?);
         }
         "application/sparql-query" => {
             if !charset_ok {
@@ -227,33 +322,14 @@ async fn run(
     request: &HttpRequest,
     parameters: Parameters,
 ) -> Result<HttpResponse, ApiError> {
-    if parameters.updates > 0 {
-        return Err(refuse_update());
-    }
-    let query = match parameters.queries.as_slice() {
-        [one] => one.clone(),
-        [] => return Err(ApiError::bad_request("send exactly one `query` parameter")),
-        _ => {
-            return Err(ApiError::bad_request(
-                "send exactly one `query` parameter, not several",
-            ));
-        }
-    };
-    if query.len() > MAX_QUERY_BYTES {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
-            "Query too large",
-            format!("the query is longer than {MAX_QUERY_BYTES} bytes"),
-        ));
-    }
+    let parameters = checked(parameters)?;
     let formats = formats(request, parameters.format.as_deref())?;
     let services = service_access(&node);
     let answer = node
         .sparql
         .execute_federated(
             QueryRequest {
-                query,
+                query: parameters.query,
                 default_graphs: parameters.default_graphs,
                 named_graphs: parameters.named_graphs,
                 formats,

@@ -76,6 +76,56 @@ fn fuzz_seeds_hold_for_every_target() {
     }
 }
 
+/// The new targets' seeds are not vacuous: the portal pages are read (with datasets), the
+/// injected agora statements are what is dropped, and the protocol seeds reach both a
+/// decoded request and every refusal.
+#[test]
+fn dcat_page_and_sparql_params_seeds_reach_their_code() {
+    use agora::harvest_dcat::{PageSyntax, parse_page};
+    use agora::rdf_input::RdfSyntax;
+    let mut read = 0;
+    for (name, bytes) in &seeds("dcat_page") {
+        let syntax = match bytes[0] % 4 {
+            0 => PageSyntax::Guarded(RdfSyntax::Turtle),
+            1 => PageSyntax::Guarded(RdfSyntax::JsonLd),
+            2 => PageSyntax::RdfXml,
+            _ => PageSyntax::Guarded(RdfSyntax::NTriples),
+        };
+        let page = parse_page(
+            &bytes[1..],
+            syntax,
+            "https://portal.fuzz.example/catalog.ttl?page=2",
+            "https://portal.fuzz.example/",
+        );
+        if name.starts_with("ckan-") || name.starts_with("piveau-") || name.contains("injection") {
+            let page = page.unwrap_or_else(|e| panic!("seed {name} is not read: {e}"));
+            assert!(!page.datasets.is_empty(), "seed {name} lists no dataset");
+            read += 1;
+        }
+    }
+    assert_eq!(read, 6);
+    let mut outcomes = std::collections::BTreeSet::new();
+    for (_, bytes) in seeds("sparql_params") {
+        let (query_string, form) = if bytes[0] % 2 == 0 {
+            (&bytes[1..], None)
+        } else {
+            let rest = &bytes[1..];
+            let at = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
+            (&rest[..at], Some(rest.get(at + 1..).unwrap_or_default()))
+        };
+        outcomes.insert(
+            match agora::http::decode_sparql_parameters(query_string, form) {
+                Ok(request) => format!("ok {}", request.default_graphs.len().min(1)),
+                Err(e) => format!("{e:?}"),
+            },
+        );
+    }
+    assert_eq!(
+        outcomes.into_iter().collect::<Vec<_>>(),
+        ["NotUtf8", "SeveralQueries", "Update", "ok 0", "ok 1"]
+    );
+}
+
 /// xorshift64*: the mutation loop is replayable from its seed.
 struct Rng(u64);
 
@@ -92,7 +142,7 @@ impl Rng {
 }
 
 /// Tokens worth splicing in, for text formats.
-const DICTIONARY: [&str; 16] = [
+const DICTIONARY: [&str; 21] = [
     "\"",
     "{",
     "}",
@@ -109,6 +159,11 @@ const DICTIONARY: [&str; 16] = [
     "::ffff:127.0.0.1",
     "SERVICE",
     "\\u0000",
+    "%",
+    "&query=",
+    "update=",
+    " a <http://www.w3.org/ns/dcat#Dataset> ",
+    "https://w3id.org/agora/ns#",
 ];
 
 fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
