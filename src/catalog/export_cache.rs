@@ -23,12 +23,34 @@ pub(crate) enum Change<'a> {
     Everything,
 }
 
+/// A description as the cache keeps it: an LZ4 block with the uncompressed size in front.
+/// Compressing and decompressing happen outside the cache's lock.
+#[derive(Debug, Clone)]
+pub(crate) struct Compressed(std::sync::Arc<[u8]>);
+
+impl Compressed {
+    /// Compresses a serialised description.
+    pub(crate) fn new(bytes: &[u8]) -> Self {
+        Self(lz4_flex::block::compress_prepend_size(bytes).into())
+    }
+
+    /// The serialised description again; `None` only if the block were corrupt.
+    pub(crate) fn decompress(&self) -> Option<Bytes> {
+        lz4_flex::block::decompress_size_prepended(&self.0)
+            .ok()
+            .map(Bytes::from)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// One cached description.
 #[derive(Debug)]
 struct Entry {
     made_in: u64,
-    /// LZ4 block with the uncompressed size in front.
-    compressed: Box<[u8]>,
+    compressed: Compressed,
 }
 
 /// The cache; the catalogue holds it behind a mutex.
@@ -68,8 +90,9 @@ impl ExportCache {
         }
     }
 
-    /// The description of `id` in `format`, if one made after the last write to it is cached.
-    pub(crate) fn get(&self, id: &str, format: ExportFormat) -> Option<Bytes> {
+    /// The compressed description of `id` in `format`, if one made after the last write to it
+    /// is cached; [`Compressed::decompress`] it after letting go of the cache's lock.
+    pub(crate) fn get(&self, id: &str, format: ExportFormat) -> Option<Compressed> {
         let entry = self.entries.get(&(id.to_owned(), format))?;
         if entry.made_in < self.floor
             || entry.made_in < self.written.get(id).copied().unwrap_or(0)
@@ -77,16 +100,19 @@ impl ExportCache {
         {
             return None;
         }
-        lz4_flex::block::decompress_size_prepended(&entry.compressed)
-            .ok()
-            .map(Bytes::from)
+        Some(entry.compressed.clone())
     }
 
-    /// Keeps `bytes`, the description of `id` read in generation `made_in`. Makes room by
+    /// Keeps `compressed`, the description of `id` read in generation `made_in`. Makes room by
     /// evicting arbitrary entries (the hash order), which for reads spread over a catalogue
     /// larger than the budget keeps the hit rate at budget / catalogue size.
-    pub(crate) fn insert(&mut self, id: &str, format: ExportFormat, made_in: u64, bytes: &[u8]) {
-        let compressed = lz4_flex::block::compress_prepend_size(bytes).into_boxed_slice();
+    pub(crate) fn insert(
+        &mut self,
+        id: &str,
+        format: ExportFormat,
+        made_in: u64,
+        compressed: Compressed,
+    ) {
         if compressed.len() > self.budget / 16 {
             return;
         }
@@ -149,26 +175,30 @@ mod tests {
 
     const JSON: ExportFormat = ExportFormat::JsonLd;
 
+    fn read(cache: &ExportCache, id: &str) -> Option<Bytes> {
+        cache.get(id, JSON).and_then(|c| c.decompress())
+    }
+
     #[test]
     fn an_entry_survives_writes_to_other_datasets_but_not_to_its_own() {
         let mut cache = ExportCache::default();
-        cache.insert("a", JSON, 1, b"{\"a\":1}");
-        cache.insert("b", JSON, 1, b"{\"b\":1}");
+        cache.insert("a", JSON, 1, Compressed::new(b"{\"a\":1}"));
+        cache.insert("b", JSON, 1, Compressed::new(b"{\"b\":1}"));
         cache.invalidate(Change::Datasets(&["b"]), 2);
-        assert_eq!(cache.get("a", JSON).as_deref(), Some(&b"{\"a\":1}"[..]));
-        assert_eq!(cache.get("b", JSON), None);
+        assert_eq!(read(&cache, "a").as_deref(), Some(&b"{\"a\":1}"[..]));
+        assert_eq!(read(&cache, "b"), None);
         // A reader that started before the write (generation 1) cannot put back stale bytes.
-        cache.insert("b", JSON, 1, b"{\"b\":1}");
-        assert_eq!(cache.get("b", JSON), None);
-        cache.insert("b", JSON, 2, b"{\"b\":2}");
-        assert_eq!(cache.get("b", JSON).as_deref(), Some(&b"{\"b\":2}"[..]));
+        cache.insert("b", JSON, 1, Compressed::new(b"{\"b\":1}"));
+        assert_eq!(read(&cache, "b"), None);
+        cache.insert("b", JSON, 2, Compressed::new(b"{\"b\":2}"));
+        assert_eq!(read(&cache, "b").as_deref(), Some(&b"{\"b\":2}"[..]));
     }
 
     #[test]
     fn peer_changes_stale_only_harvested_entries_and_everything_stales_all() {
         let mut cache = ExportCache::default();
-        cache.insert("a", JSON, 1, b"local");
-        cache.insert("peer:x", JSON, 1, b"harvested");
+        cache.insert("a", JSON, 1, Compressed::new(b"local"));
+        cache.insert("peer:x", JSON, 1, Compressed::new(b"harvested"));
         cache.invalidate(Change::Peers, 2);
         assert!(cache.get("a", JSON).is_some());
         assert!(cache.get("peer:x", JSON).is_none());
@@ -191,7 +221,7 @@ mod tests {
                     state as u8
                 })
                 .collect();
-            cache.insert(&format!("d{n}"), JSON, 1, &body);
+            cache.insert(&format!("d{n}"), JSON, 1, Compressed::new(&body));
             assert!(cache.bytes <= cache.budget);
         }
         let held: usize = cache.entries.values().map(|e| e.compressed.len()).sum();

@@ -20,6 +20,7 @@ mod access;
 mod export;
 mod export_cache;
 pub mod form;
+mod journal;
 mod model;
 mod peers;
 mod search;
@@ -42,11 +43,12 @@ use crate::policy;
 use crate::rdf_input::{self, InputError, InputLimits, RdfSyntax};
 use bytes::Bytes;
 use export_cache::{Change, ExportCache};
+use journal::ChangeJournal;
 use model::{as_subject, single_dataset};
 use oxigraph::model::vocab::{rdf, xsd};
 use oxigraph::model::{
     Graph, GraphName, GraphNameRef, Literal, NamedNode, NamedNodeRef, NamedOrBlankNode,
-    NamedOrBlankNodeRef, Quad, Term, TermRef, Triple,
+    NamedOrBlankNodeRef, Quad, Term, TermRef, Triple, TripleRef,
 };
 use oxigraph::store::Store;
 use search::SearchIndex;
@@ -233,6 +235,9 @@ pub struct Catalog {
     write_lock: Mutex<()>,
     generation: AtomicU64,
     exports: Mutex<ExportCache>,
+    /// Also serialises the generation's moves, so a reader sees a generation and the journal
+    /// that leads up to it together.
+    journal: Mutex<ChangeJournal>,
     restricted: Mutex<Option<(u64, access::Restricted)>>,
 }
 
@@ -301,6 +306,7 @@ impl Catalog {
             write_lock: Mutex::new(()),
             generation: AtomicU64::new(0),
             exports: Mutex::new(ExportCache::default()),
+            journal: Mutex::new(ChangeJournal::default()),
             restricted: Mutex::new(None),
         };
         catalog.store_vocabularies()?;
@@ -455,6 +461,7 @@ impl Catalog {
         let base_iri = format!("{}/datasets/{id}", self.options.public_url);
         let parsed = read_graph(body, syntax, &base_iri, self.options.limits)?;
         let (mut graph, dataset) = name_dataset(parsed, &base_iri)?;
+        drop_node_owned_statements(&mut graph);
         let connector = match pool {
             Some(pool) => Some(pool.connector.clone()),
             None => self.take_file_connector(&mut graph, dataset.as_ref())?,
@@ -782,20 +789,36 @@ impl Catalog {
         // Read the generation first: a write racing with this read makes the entry stale.
         let generation = self.generation();
         let bytes = Bytes::from(serialize(&self.describe(id)?, format, &self.context));
+        let compressed = export_cache::Compressed::new(&bytes);
         if let Ok(mut cache) = self.exports.lock() {
-            cache.insert(id, format, generation, &bytes);
+            cache.insert(id, format, generation, compressed);
         }
         Ok(bytes)
     }
 
     /// The cached export of `id`, if still current. Cheap: no storage access.
     pub fn cached_export(&self, id: &str, format: ExportFormat) -> Option<Bytes> {
-        self.exports.lock().ok()?.get(id, format)
+        let compressed = self.exports.lock().ok()?.get(id, format)?;
+        compressed.decompress()
+    }
+
+    /// The current generation and the local datasets written since `generation` (`None`:
+    /// too long ago, or a write changed everything; rebuild in full). For caches derived from
+    /// the catalogue that would rather update the datasets that changed than rebuild.
+    pub fn local_changes_since(&self, generation: u64) -> (u64, Option<HashSet<String>>) {
+        let journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.generation();
+        (now, journal.local_since(generation, now))
     }
 
     /// Moves the generation after a committed write and drops what the write made stale.
     fn committed(&self, change: Change<'_>) {
-        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let generation = {
+            let mut journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+            let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+            journal.record(&change, generation);
+            generation
+        };
         self.exports
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -1425,6 +1448,44 @@ fn name_dataset(graph: Graph, minted: &str) -> Result<(Graph, NamedNode)> {
             }
             Ok((graph, iri))
         }
+    }
+}
+
+/// Removes what a description says in the node's stead: any catalogue record (the node
+/// stamps its own: issue and change dates, origin) and the node's bookkeeping properties
+/// (holder, origin, connector). A holder cannot backdate a dataset or name another holder,
+/// and a description read from this node (record included) can be written back unchanged.
+fn drop_node_owned_statements(graph: &mut Graph) {
+    let records: HashSet<NamedOrBlankNode> = graph
+        .subjects_for_predicate_object(rdf::TYPE, DCAT_CATALOG_RECORD)
+        .chain(
+            graph
+                .triples_for_predicate(FOAF_PRIMARY_TOPIC)
+                .map(|triple| triple.subject),
+        )
+        .map(NamedOrBlankNodeRef::into_owned)
+        .collect();
+    let node_owned = [
+        AGORA_HOLDER,
+        AGORA_ORIGIN,
+        AGORA_CONNECTOR,
+        AGORA_DATASET_IRI,
+    ];
+    let dropped: Vec<Triple> = graph
+        .iter()
+        .filter(|triple| {
+            records.contains(&triple.subject.into_owned())
+                || node_owned.contains(&triple.predicate)
+                || match triple.object {
+                    TermRef::NamedNode(object) => records.contains(&object.into_owned().into()),
+                    TermRef::BlankNode(object) => records.contains(&object.into_owned().into()),
+                    _ => false,
+                }
+        })
+        .map(TripleRef::into_owned)
+        .collect();
+    for triple in &dropped {
+        graph.remove(triple);
     }
 }
 

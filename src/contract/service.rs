@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 use oxigraph::model::NamedNode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -217,8 +218,8 @@ struct Offered {
     offers: Vec<(Policy, Json)>,
 }
 
-/// Every offered dataset by id, as built for one catalogue generation.
-type OfferedCatalog = Arc<Vec<(String, Offered)>>;
+/// Every offered dataset by id, sorted by id, as of one catalogue generation.
+type OfferedCatalog = Arc<Vec<(String, Arc<Offered>)>>;
 
 /// The contracts service.
 pub struct Contracts {
@@ -308,26 +309,70 @@ impl Contracts {
 
     // ---------------------------------------------------------------- catalogue
 
-    /// Every local dataset with at least one offer, built once per catalogue generation.
+    /// Every local dataset with at least one offer. Built once, then brought up to date with
+    /// the datasets written since (the catalogue's journal), so a write to one dataset costs
+    /// reading that one again, not all of them.
     fn offered_datasets(&self) -> Result<OfferedCatalog> {
-        let generation = self.catalog.generation();
-        if let Some((cached, datasets)) = &*self.offered.lock().unwrap_or_else(|p| p.into_inner())
-            && *cached == generation
+        let cached = self
+            .offered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let (generation, changed) = match &cached {
+            Some((made_in, _)) => self.catalog.local_changes_since(*made_in),
+            None => (self.catalog.generation(), None),
+        };
+        let datasets = match (cached, changed) {
+            (Some((_, datasets)), Some(changed)) if changed.is_empty() => return Ok(datasets),
+            (Some((_, datasets)), Some(changed)) => self.update_offered(&datasets, &changed)?,
+            _ => {
+                let mut datasets = Vec::new();
+                for id in self.catalog.ids()? {
+                    if let Some(offered) = self.offered_if_any(&id)? {
+                        datasets.push((id, offered));
+                    }
+                }
+                Arc::new(datasets)
+            }
+        };
+        let mut slot = self.offered.lock().unwrap_or_else(|p| p.into_inner());
+        // A concurrent caller may have stored a newer build meanwhile: keep the newest.
+        if slot
+            .as_ref()
+            .is_none_or(|(made_in, _)| *made_in <= generation)
         {
-            return Ok(datasets.clone());
+            *slot = Some((generation, datasets.clone()));
         }
-        let mut datasets = Vec::new();
-        for id in self.catalog.ids()? {
-            match self.offered_dataset(&id) {
-                Ok(Some(offered)) => datasets.push((id, offered)),
-                Ok(None) | Err(ContractError::NotFound { .. }) => {}
-                Err(error) => return Err(error),
+        Ok(datasets)
+    }
+
+    /// `datasets` with the entries of `changed` read again (added, replaced or dropped).
+    fn update_offered(
+        &self,
+        datasets: &[(String, Arc<Offered>)],
+        changed: &HashSet<String>,
+    ) -> Result<OfferedCatalog> {
+        let mut updated: Vec<(String, Arc<Offered>)> = datasets
+            .iter()
+            .filter(|(id, _)| !changed.contains(id))
+            .cloned()
+            .collect();
+        for id in changed {
+            if let Some(offered) = self.offered_if_any(id)? {
+                updated.push((id.clone(), offered));
             }
         }
-        let datasets = Arc::new(datasets);
-        *self.offered.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((generation, datasets.clone()));
-        Ok(datasets)
+        updated.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Arc::new(updated))
+    }
+
+    /// Dataset `id` as offered, or `None` when it has no offers or no longer exists.
+    fn offered_if_any(&self, id: &str) -> Result<Option<Arc<Offered>>> {
+        match self.offered_dataset(id) {
+            Ok(offered) => Ok(offered.map(Arc::new)),
+            Err(ContractError::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     fn offered_dataset(&self, id: &str) -> Result<Option<Offered>> {
@@ -415,7 +460,7 @@ impl Contracts {
         let hidden = self
             .catalog
             .hidden_from(&Viewer::with_claims(principal.claims()))?;
-        let datasets: Vec<&(String, Offered)> =
+        let datasets: Vec<&(String, Arc<Offered>)> =
             all.iter().filter(|(id, _)| !hidden.contains(id)).collect();
         let total = datasets.len();
         let page: Vec<Json> = datasets
