@@ -670,7 +670,6 @@ fn a_description_cannot_name_its_holder() {
 /// holder: either the publish is refused, or the node's values are the only ones served and
 /// ownership stays with the caller — on publish and on replace.
 #[test]
-#[ignore = "defect (R23), reported: src/catalog/mod.rs keeps a description's own statements about its catalogue record (dct:issued/created/modified, agora:origin) next to the node's, and an agora:holder it states"]
 fn a_description_cannot_set_the_catalogue_record_or_the_holder() {
     let node = TestNode::start(Options::default());
     let hospital = node.token("hospital", Role::Holder, &[]);
