@@ -535,11 +535,12 @@ fn pull(args: PullArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Caps glibc's malloc arenas before any thread starts. Each thread that allocates otherwise
-/// gets an arena of its own, and memory freed while a stream runs stays pooled in them: one
-/// 5 GB enforced stream peaked at 1,112 MiB resident with the default and at 276 MiB with one
-/// arena, at the same speed (BENCHMARKS.md, data plane). `MALLOC_ARENA_MAX` in the environment
-/// still decides when it is set.
+/// Caps glibc's malloc arenas before any thread starts. Rust allocations go to mimalloc (the
+/// global allocator above); what is left on glibc's malloc is the C++ of RocksDB, whose
+/// threads would otherwise each get an arena and keep freed memory pooled in it (a 5 GB
+/// enforced stream peaked at 1,112 MiB resident with glibc's default arenas and 276 MiB with
+/// one, BENCHMARKS.md, data plane). `MALLOC_ARENA_MAX` in the environment still decides when
+/// it is set.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
