@@ -13,11 +13,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The process allocator. Under concurrent requests glibc's malloc spent most of the node's CPU
-/// waiting on its arena locks (BENCHMARKS.md, "Allocator"); mimalloc's heaps are per thread.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// One node of a European data space: a federated DCAT-AP catalogue and a governed data broker.
 #[derive(Parser)]
 #[command(name = "agora", version, about)]
@@ -535,12 +530,13 @@ fn pull(args: PullArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Caps glibc's malloc arenas before any thread starts. Rust allocations go to mimalloc (the
-/// global allocator above); what is left on glibc's malloc is the C++ of RocksDB, whose
-/// threads would otherwise each get an arena and keep freed memory pooled in it (a 5 GB
-/// enforced stream peaked at 1,112 MiB resident with glibc's default arenas and 276 MiB with
-/// one, BENCHMARKS.md, data plane). `MALLOC_ARENA_MAX` in the environment still decides when
-/// it is set.
+/// Caps glibc's malloc arenas before any thread starts. Each thread that allocates otherwise
+/// gets an arena of its own, and memory freed while a stream runs stays pooled in them: one
+/// 5 GB enforced stream peaked at 1,112 MiB resident with the default and at 277 MiB with one
+/// arena (BENCHMARKS.md, data plane). The price is one lock for every allocation: concurrent
+/// catalogue reads wait on it (BENCHMARKS.md, "Allocator", where mimalloc doubled them but
+/// peaked at 549 MiB on the same stream). `MALLOC_ARENA_MAX` in the environment still decides
+/// when it is set.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
