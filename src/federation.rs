@@ -551,18 +551,8 @@ impl Federation {
         // again in the next diff, and the digest check catches the rest.
         // The feed is an optimisation: whatever goes wrong with it (no feed, an error, a peer
         // too busy to build the cursor within the call cap) the full harvest goes on without
-        // a cursor and the next sync is full again.
-        let cursor = match self.get_json(&format!("{base}{CHANGES_PATH}"), Some(token)) {
-            Ok(answer) => answer
-                .get("cursor")
-                .and_then(Json::as_str)
-                .filter(|c| c.len() <= 128)
-                .map(str::to_owned),
-            Err(error) => {
-                tracing::debug!(peer = %peer.id, %error, "no cursor of the peer's change feed");
-                None
-            }
-        };
+        // a cursor, and asks once more when the pages are read.
+        let cursor = self.fresh_cursor(peer, base, token);
         let request = json!({
             "@context": [crate::contract::messages::DSP_CONTEXT],
             "@type": "CatalogRequestMessage",
@@ -588,6 +578,11 @@ impl Federation {
                     )));
                 }
                 None => {
+                    // A peer that could not build its first cursor in time (20 peers doing so
+                    // at once on a small machine, BENCHMARKS.md) has its view built by now.
+                    // A cursor taken after the pages may miss a change made in between; the
+                    // next sync's digest check turns that into a full harvest.
+                    let cursor = cursor.or_else(|| self.fresh_cursor(peer, base, token));
                     let graph =
                         peer_graph_of(peer, participant, &canonical_now(&self.clock), &datasets);
                     let count = self.catalog.replace_peer(&peer.id, &graph)?;
@@ -613,6 +608,22 @@ impl Federation {
         Err(CrawlError::Malformed(format!(
             "the catalogue has more than {MAX_PAGES} pages"
         )))
+    }
+
+    /// A new cursor of the peer's change feed, or `None` when the peer has no feed or did not
+    /// answer with one within the call cap.
+    fn fresh_cursor(&self, peer: &PeerConfig, base: &str, token: &str) -> Option<String> {
+        match self.get_json(&format!("{base}{CHANGES_PATH}"), Some(token)) {
+            Ok(answer) => answer
+                .get("cursor")
+                .and_then(Json::as_str)
+                .filter(|c| c.len() <= 128)
+                .map(str::to_owned),
+            Err(error) => {
+                tracing::debug!(peer = %peer.id, %error, "no cursor of the peer's change feed");
+                None
+            }
+        }
     }
 
     /// The incremental sync: the changes since `cursor`, applied in one transaction, then the
