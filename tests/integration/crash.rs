@@ -8,7 +8,7 @@
 //! `AGORA_SOAK=1` runs the matrix's 200. `AGORA_CRASH_SEED` replays a run (the seed is printed).
 //! For a soak on a machine where others build, point `AGORA_TEST_BIN` at a copy of `agora`.
 
-use crate::common::{TestNode, agent, bearer, fixture};
+use crate::common::{Rng, TestNode, agent, bearer, fixture};
 use agora::identity::Role;
 use serde_json::{Value as Json, json};
 use std::collections::HashMap;
@@ -30,21 +30,6 @@ struct Ledger {
     transfers: u64,
     /// Pulls answered 200 with the whole stream read.
     pulls: u64,
-}
-
-/// A small deterministic generator (xorshift64*), so that a failing run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn between(&mut self, low: u64, high: u64) -> u64 {
-        low + self.next() % (high - low + 1)
-    }
 }
 
 /// One request; `None` when the node was not there to answer (killed mid-exchange), which

@@ -9,6 +9,7 @@
 #[allow(dead_code)]
 mod bodies;
 
+use crate::common::Rng;
 use std::path::{Path, PathBuf};
 
 fn seeds_dir() -> PathBuf {
@@ -124,21 +125,6 @@ fn dcat_page_and_sparql_params_seeds_reach_their_code() {
         outcomes.into_iter().collect::<Vec<_>>(),
         ["NotUtf8", "SeveralQueries", "Update", "ok 0", "ok 1"]
     );
-}
-
-/// xorshift64*: the mutation loop is replayable from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 /// Tokens worth splicing in, for text formats.

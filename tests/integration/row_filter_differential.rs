@@ -24,6 +24,7 @@
 //! error on one side only is a difference too. `AGORA_R22_QUERIES` sets the number of queries
 //! (default 10,000), `AGORA_R22_SEED` replays a run.
 
+use crate::common::Rng;
 use agora::clock::ManualClock;
 use agora::engine::enforce::{
     ConsumerFilter, Narrowing, Source, agreement_key, enforced_view, hmac_sha256,
@@ -44,27 +45,6 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::object_store::DefaultObjectStoreRegistry;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext, col, lit};
 use std::sync::Arc;
-
-/// xorshift64*: the whole run is replayable from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Kind {
