@@ -343,7 +343,20 @@ fn select(triples: Vec<Triple>, page_url: &str, base: &str) -> Result<CatalogPag
     }
     page.datasets = dataset_iris;
 
-    // The catalogue itself: the one that lists datasets, else the one there is.
+    // The catalogue itself: the one that lists datasets, else the one there is. Among
+    // several, a named one by its IRI before a blank one by where the page first describes
+    // it; a blank node's label is random per read, so ordering by it would make the same
+    // page describe another catalogue the next time it is read.
+    let first_described = |c: &NamedOrBlankNode| {
+        by_subject
+            .get(c)
+            .and_then(|ids| ids.first().copied())
+            .unwrap_or(usize::MAX)
+    };
+    let order = |c: &&NamedOrBlankNode| match c {
+        NamedOrBlankNode::NamedNode(n) => (0, n.as_str().to_owned(), 0),
+        NamedOrBlankNode::BlankNode(_) => (1, String::new(), first_described(c)),
+    };
     let catalog = catalogs
         .iter()
         .filter(|c| {
@@ -352,8 +365,8 @@ fn select(triples: Vec<Triple>, page_url: &str, base: &str) -> Result<CatalogPag
                     .any(|&i| triples[i].predicate == terms::DCAT_DATASET_LINK)
             })
         })
-        .min_by_key(|c| c.to_string())
-        .or_else(|| catalogs.iter().min_by_key(|c| c.to_string()));
+        .min_by_key(order)
+        .or_else(|| catalogs.iter().min_by_key(order));
     if let Some(catalog) = catalog {
         if let NamedOrBlankNode::NamedNode(n) = catalog {
             page.catalog_iri = Some(n.as_str().to_owned());
@@ -1287,6 +1300,40 @@ mod tests {
             .map(|t| t.object.to_string())
             .collect();
         assert_eq!(distributions.len(), 2);
+    }
+
+    /// Found by the `dcat_page` fuzz target: with two blank-node catalogues the pick went by
+    /// their random labels, so one page read twice kept different catalogue descriptions.
+    #[test]
+    fn the_same_page_with_blank_catalogues_reads_the_same_every_time() {
+        let body = "_:c1 a <http://www.w3.org/ns/dcat#Catalog> ; \
+             <http://purl.org/dc/terms/title> \"first\" ; \
+             <http://purl.org/dc/terms/publisher> _:p1 . \
+             _:p1 <http://xmlns.com/foaf/0.1/name> \"one\" ; <http://xmlns.com/foaf/0.1/mbox> \"a\" . \
+             _:c2 a <http://www.w3.org/ns/dcat#Catalog> ; \
+             <http://purl.org/dc/terms/title> \"second\" ; \
+             <http://purl.org/dc/terms/publisher> _:p2 . \
+             _:p2 <http://xmlns.com/foaf/0.1/name> \"two\" .";
+        let read = || {
+            parse_page(
+                body.as_bytes(),
+                PageSyntax::Guarded(RdfSyntax::Turtle),
+                "http://ckan.example/catalog.ttl",
+                BASE,
+            )
+            .unwrap()
+        };
+        let first = read();
+        assert_eq!(first.triples.len(), 2, "the first catalogue's publisher");
+        for _ in 0..32 {
+            let again = read();
+            assert_eq!(again.triples.len(), first.triples.len());
+            assert_eq!(
+                again.catalog.len(),
+                first.catalog.len(),
+                "the same catalogue description"
+            );
+        }
     }
 
     #[test]

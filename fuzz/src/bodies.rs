@@ -479,6 +479,11 @@ pub fn dcat_page(data: &[u8]) {
         "the same page named another next page"
     );
     assert_eq!(page.catalog_iri, again.catalog_iri);
+    assert_eq!(
+        page.catalog.len(),
+        again.catalog.len(),
+        "the same page described its catalogue otherwise"
+    );
 }
 
 /// A naive `application/x-www-form-urlencoded` decoder, the reference for `sparql_params`:
