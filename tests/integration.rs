@@ -54,6 +54,8 @@ mod hostile;
 mod hostile_data;
 #[path = "integration/matrix.rs"]
 mod matrix;
+#[path = "integration/matrix_sparql.rs"]
+mod matrix_sparql;
 #[path = "integration/openapi_fuzz.rs"]
 mod openapi_fuzz;
 #[path = "integration/policy.rs"]
