@@ -375,7 +375,7 @@ impl FlightService for Service {
                 ))
             })?;
         let grant = grant(&self.node, &request, &ticket.agreement)?;
-        let manifest = access::shard_manifest(&self.node, &grant)
+        let manifest = access::manifest_for_release(&self.node, &grant)
             .await
             .map_err(status)?;
         let shard = access::shard(&manifest, ticket.shard).map_err(status)?;

@@ -11,6 +11,7 @@
 //!   issues the data-plane tokens bound to one agreement, and ends transfers whose agreement
 //!   expired.
 
+mod agreed_policies;
 pub mod messages;
 mod outbound;
 mod service;

@@ -12,6 +12,7 @@
 //! with its own request otherwise, refuses an offer for another dataset, verifies an agreement
 //! that matches its request, and records the finalisation.
 
+use super::agreed_policies::AgreedPolicies;
 use super::messages::{self, EventType, Message, Reason};
 use super::outbound::{self, AddressPolicy, Outbox};
 use super::state::{NegotiationState, NegotiationStep, Side, TransferState, TransferStep};
@@ -232,6 +233,7 @@ pub struct Contracts {
     outbox: Outbox,
     offered: Mutex<Option<(u64, OfferedCatalog)>>,
     audit: Arc<AuditLog>,
+    agreed_policies: AgreedPolicies,
 }
 
 impl std::fmt::Debug for Contracts {
@@ -285,6 +287,7 @@ impl Contracts {
             issuer,
             clock,
             offered: Mutex::new(None),
+            agreed_policies: AgreedPolicies::default(),
         })
     }
 
@@ -521,12 +524,25 @@ impl Contracts {
             })
     }
 
+    /// The agreement with its current usage: the counters a data-plane release moves are
+    /// written apart from the record ([`Contracts::save_usage`]) and win over the record's own.
     fn agreement(&self, id: &str) -> Result<AgreementRecord> {
+        let mut record: AgreementRecord =
+            self.store
+                .get(Kind::Agreement, id)?
+                .ok_or_else(|| ContractError::NotFound {
+                    what: "agreement".into(),
+                })?;
+        if let Some(usage) = self.store.counters(Kind::Agreement, id)? {
+            record.usage = usage;
+        }
+        Ok(record)
+    }
+
+    /// Writes the agreement's usage counters (the caller holds the store's lock).
+    fn save_usage(&self, record: &AgreementRecord) -> Result<()> {
         self.store
-            .get(Kind::Agreement, id)?
-            .ok_or_else(|| ContractError::NotFound {
-                what: "agreement".into(),
-            })
+            .put_counters(Kind::Agreement, &record.id, &record.usage)
     }
 
     fn event(
@@ -2197,8 +2213,7 @@ impl Contracts {
         let Some(odrl) = &agreement.odrl else {
             return Ok(None);
         };
-        let policy = policy::parse(odrl.as_bytes(), crate::rdf_input::RdfSyntax::JsonLd)
-            .map_err(|e| format!("the agreed policy cannot be read: {e}"))?;
+        let policy = self.agreed_policies.get(&agreement.id, odrl)?;
         let purpose = agreement
             .purpose
             .as_deref()
@@ -3030,8 +3045,7 @@ impl Contracts {
         }
         if access != Access::Read {
             record.usage.pulls += 1;
-            self.store
-                .put(Kind::Agreement, &record.id, &record, &[], None)?;
+            self.save_usage(&record)?;
         }
         Ok((record, plan))
     }
@@ -3051,8 +3065,7 @@ impl Contracts {
             .saturating_sub(reserved)
             .saturating_add(rows);
         record.usage.bytes_released = record.usage.bytes_released.saturating_add(bytes);
-        self.store
-            .put(Kind::Agreement, &record.id, &record, &[], None)
+        self.save_usage(&record)
     }
 }
 

@@ -18,6 +18,7 @@ const GRAPH: &str = "urn:agora:contracts";
 const RECORD: &str = "https://w3id.org/agora/ns#record";
 const EVENT: &str = "https://w3id.org/agora/ns#event";
 const KEY: &str = "https://w3id.org/agora/ns#lookupKey";
+const COUNTERS: &str = "https://w3id.org/agora/ns#counters";
 
 /// The kinds of record the store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +210,65 @@ impl ContractStore {
                 .as_ref(),
             );
         }
+        transaction.commit().map_err(internal)
+    }
+
+    /// The counters kept apart from the record of `kind` with `id` (an agreement's usage), if
+    /// any were written. Counters move on every shard a training job fetches, and rewriting the
+    /// whole record (kilobytes of policy and claims) for each was most of a fetch's store work.
+    pub fn counters<T: DeserializeOwned>(&self, kind: Kind, id: &str) -> Result<Option<T>> {
+        let subject = subject(kind, id);
+        let found = self
+            .store
+            .quads_for_pattern(
+                Some(subject.as_ref().into()),
+                Some(NamedNodeRef::new_unchecked(COUNTERS)),
+                None,
+                Some(graph()),
+            )
+            .next()
+            .transpose()
+            .map_err(internal)?;
+        match found.map(|q| q.object) {
+            Some(Term::Literal(json)) => {
+                serde_json::from_str(json.value()).map(Some).map_err(|e| {
+                    ContractError::Internal(format!("unreadable {} counters: {e}", kind.as_str()))
+                })
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Replaces the counters of the record of `kind` with `id`, in one transaction. The caller
+    /// holds [`ContractStore::lock`].
+    pub fn put_counters<T: Serialize>(&self, kind: Kind, id: &str, counters: &T) -> Result<()> {
+        let subject = subject(kind, id);
+        let predicate = NamedNodeRef::new_unchecked(COUNTERS);
+        let json =
+            serde_json::to_string(counters).map_err(|e| ContractError::Internal(e.to_string()))?;
+        let old: Vec<Quad> = self
+            .store
+            .quads_for_pattern(
+                Some(subject.as_ref().into()),
+                Some(predicate),
+                None,
+                Some(graph()),
+            )
+            .collect::<std::result::Result<_, _>>()
+            .map_err(internal)?;
+        let mut transaction = self.store.start_transaction().map_err(internal)?;
+        for quad in &old {
+            transaction.remove(quad.as_ref());
+        }
+        transaction.insert(
+            Quad::new(
+                subject,
+                predicate,
+                Literal::new_simple_literal(json),
+                graph(),
+            )
+            .as_ref(),
+        );
         transaction.commit().map_err(internal)
     }
 

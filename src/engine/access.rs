@@ -349,8 +349,7 @@ impl Drop for Meter {
 
 /// The agreement's shards, cut on first use (that first cut is the counted pull); reading them
 /// again needs the agreement in force and the transfer STARTED, and counts nothing.
-pub async fn shard_manifest(node: &Arc<Node>, grant: &Grant) -> Result<Manifest, AccessError> {
-    let dir = node.dataplane.shard_dir(&grant.agreement);
+pub async fn shard_manifest(node: &Arc<Node>, grant: &Grant) -> Result<Arc<Manifest>, AccessError> {
     let shared = node.clone();
     let (who, id, part) = (
         grant.subject.clone(),
@@ -358,11 +357,30 @@ pub async fn shard_manifest(node: &Arc<Node>, grant: &Grant) -> Result<Manifest,
         grant.transfer.clone(),
     );
     blocking(move || Ok(shared.contracts.permit(&who, &id, &part)?)).await?;
-    if let Some(manifest) = shards::read_manifest(&dir) {
+    cut_shards(node, grant).await
+}
+
+/// The manifest for a request that checks the agreement itself before it sends anything (a
+/// shard fetch charges or permits in the same step that reads the file): once the shards are
+/// cut, the manifest comes from memory without a second agreement check; before, cutting them
+/// checks it as [`shard_manifest`] does.
+pub async fn manifest_for_release(
+    node: &Arc<Node>,
+    grant: &Grant,
+) -> Result<Arc<Manifest>, AccessError> {
+    match node.dataplane.manifest(&grant.agreement) {
+        Some(manifest) => Ok(manifest),
+        None => shard_manifest(node, grant).await,
+    }
+}
+
+/// The manifest, cutting the shards if no request has yet; the caller checked the agreement.
+async fn cut_shards(node: &Arc<Node>, grant: &Grant) -> Result<Arc<Manifest>, AccessError> {
+    if let Some(manifest) = node.dataplane.manifest(&grant.agreement) {
         return Ok(manifest);
     }
     let _cutting = node.dataplane.shard_lock.lock().await;
-    if let Some(manifest) = shards::read_manifest(&dir) {
+    if let Some(manifest) = node.dataplane.manifest(&grant.agreement) {
         return Ok(manifest);
     }
     let (record, plan, path, format) =
@@ -371,7 +389,81 @@ pub async fn shard_manifest(node: &Arc<Node>, grant: &Grant) -> Result<Manifest,
     let source = node.dataplane.source(&path, &format);
     let view = enforce::enforced_view(&source, &plan, key, &Narrowing::default()).await?;
     let batches = enforce::execute(view).await?;
-    Ok(shards::materialise(batches, &dir).await?)
+    let dir = node.dataplane.shard_dir(&grant.agreement);
+    shards::materialise(batches, &dir).await?;
+    node.dataplane.manifest(&grant.agreement).ok_or_else(|| {
+        AccessError::internal("the shards were cut but their manifest cannot be read")
+    })
+}
+
+/// How a shard is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardForm {
+    /// The Parquet file as cut (its SHA-256 is the manifest's).
+    Parquet,
+    /// Its rows as an Arrow IPC stream.
+    ArrowIpc,
+}
+
+/// What one shard request sends.
+#[derive(Debug)]
+pub struct ReleasedShard {
+    /// The shard, as the manifest lists it.
+    pub shard: Shard,
+    /// Its bytes in the requested form.
+    pub body: Vec<u8>,
+}
+
+/// Reads shard `n` for one request, with one agreement check. A request that sends the shard
+/// from its first byte (`charged`: a whole `GET`, or a range from 0) is audited and counted
+/// before the bytes leave ([`charge_shard`]); `HEAD` and later ranges of a fetch already
+/// charged are checked only.
+pub async fn release_shard(
+    node: &Arc<Node>,
+    grant: &Grant,
+    n: usize,
+    form: ShardForm,
+    charged: bool,
+) -> Result<ReleasedShard, AccessError> {
+    let manifest = manifest_for_release(node, grant).await?;
+    let shard = shard(&manifest, n)?;
+    let file = shards::shard_path(&node.dataplane.shard_dir(&grant.agreement), n);
+    let (node, grant) = (node.clone(), grant.clone());
+    blocking(move || {
+        let bytes = std::fs::read(&file).map_err(AccessError::internal)?;
+        let body = match form {
+            ShardForm::Parquet => bytes,
+            ShardForm::ArrowIpc => parquet_to_ipc(bytes)?,
+        };
+        if charged {
+            let part = format!("shard-{n}");
+            charge_shard(&node, &grant, part, shard.rows as u64, body.len() as u64)?;
+        } else {
+            node.contracts
+                .permit(&grant.subject, &grant.agreement, &grant.transfer)?;
+        }
+        Ok(ReleasedShard { shard, body })
+    })
+    .await
+}
+
+/// A shard's Parquet bytes as an Arrow IPC stream.
+fn parquet_to_ipc(bytes: Vec<u8>) -> Result<Vec<u8>, AccessError> {
+    use datafusion::arrow::ipc::writer::StreamWriter;
+    use datafusion::arrow::record_batch::RecordBatchReader as _;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .and_then(|b| b.build())
+        .map_err(AccessError::internal)?;
+    let schema = reader.schema();
+    let mut writer = StreamWriter::try_new(Vec::new(), &schema).map_err(AccessError::internal)?;
+    for batch in reader {
+        writer
+            .write(&batch.map_err(AccessError::internal)?)
+            .map_err(AccessError::internal)?;
+    }
+    writer.finish().map_err(AccessError::internal)?;
+    writer.into_inner().map_err(AccessError::internal)
 }
 
 /// The schema of the enforced view, planned without reading a row or counting anything (the

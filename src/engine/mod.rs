@@ -48,6 +48,9 @@ pub struct DataPlane {
     validator: validate::Validator,
     /// The S3 sources of the node's connectors, and the local file system.
     object_stores: Arc<DefaultObjectStoreRegistry>,
+    /// Manifests already read: a manifest never changes once its shards are cut, and every
+    /// shard request of a training job needs it.
+    manifests: shards::ManifestCache,
 }
 
 impl DataPlane {
@@ -82,6 +85,7 @@ impl DataPlane {
             shard_lock: tokio::sync::Mutex::new(()),
             validator: validate::Validator::new(None),
             object_stores: remote::new_registry(),
+            manifests: shards::ManifestCache::default(),
         })
     }
 
@@ -122,6 +126,11 @@ impl DataPlane {
     /// Where the shards of `agreement` live.
     pub fn shard_dir(&self, agreement: &str) -> PathBuf {
         shards::directory(&self.data_dir, agreement)
+    }
+
+    /// The manifest of `agreement`'s shards, if they were cut.
+    pub fn manifest(&self, agreement: &str) -> Option<Arc<shards::Manifest>> {
+        self.manifests.get(&self.shard_dir(agreement))
     }
 
     /// The pseudonymisation key of `agreement`.

@@ -19,6 +19,7 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Rows per shard: small enough to fetch and verify in a second, large enough that per-shard
 /// overhead does not matter.
@@ -75,9 +76,44 @@ pub fn shard_path(dir: &Path, n: usize) -> PathBuf {
 }
 
 /// Reads the manifest of `dir`, if the shards were materialised.
-pub fn read_manifest(dir: &Path) -> Option<Manifest> {
+fn read_manifest(dir: &Path) -> Option<Manifest> {
     let text = std::fs::read_to_string(dir.join("manifest.json")).ok()?;
     serde_json::from_str(&text).ok()
+}
+
+/// Manifests kept after their first read; beyond this many an arbitrary one is dropped (and
+/// read from disk again when asked for).
+const CACHED_MANIFESTS: usize = 1024;
+
+/// Manifests by shard directory. Shards are cut once into a staging folder renamed into place
+/// and never rewritten, so a manifest read once stays true.
+#[derive(Debug, Default)]
+pub struct ManifestCache {
+    read: std::sync::Mutex<std::collections::HashMap<PathBuf, Arc<Manifest>>>,
+}
+
+impl ManifestCache {
+    /// The manifest of `dir`, from memory or else from disk; `None` until the shards are cut.
+    pub fn get(&self, dir: &Path) -> Option<Arc<Manifest>> {
+        if let Some(manifest) = self.lock().get(dir) {
+            return Some(manifest.clone());
+        }
+        let manifest = Arc::new(read_manifest(dir)?);
+        let mut read = self.lock();
+        if read.len() >= CACHED_MANIFESTS
+            && let Some(evicted) = read.keys().next().cloned()
+        {
+            read.remove(&evicted);
+        }
+        read.insert(dir.to_owned(), manifest.clone());
+        Some(manifest)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<PathBuf, Arc<Manifest>>> {
+        self.read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Cuts a stream of enforced batches into shards under `dir` (through a staging folder renamed

@@ -281,7 +281,7 @@ pub(super) async fn shard_manifest(
     subject: &str,
     agreement: &str,
     transfer: &str,
-) -> Result<crate::engine::shards::Manifest, ApiError> {
+) -> Result<std::sync::Arc<crate::engine::shards::Manifest>, ApiError> {
     let grant = access::Grant {
         subject: subject.to_owned(),
         agreement: agreement.to_owned(),
@@ -327,38 +327,26 @@ pub async fn shard(
             )));
         }
     };
-    let manifest = shard_manifest(&node, &subject, &agreement, &transfer).await?;
-    let shard = access::shard(&manifest, n)?;
-    let file = crate::engine::shards::shard_path(&node.dataplane.shard_dir(&agreement), n);
     let range = request
         .headers()
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let head = request.method() == actix_web::http::Method::HEAD;
-    let counts = !head && range.as_deref().is_none_or(|r| r.starts_with("bytes=0-"));
-    let shared = node.clone().into_inner();
-    let dataset_rows = shard.rows as u64;
-    let body = web::block(move || -> Result<Vec<u8>, ApiError> {
-        let bytes = std::fs::read(&file).map_err(ApiError::internal)?;
-        let bytes = if arrow {
-            parquet_to_ipc(&bytes)?
-        } else {
-            bytes
-        };
-        if counts {
-            let grant = access::Grant {
-                subject,
-                agreement,
-                transfer,
-                expires: 0,
-            };
-            let part = format!("shard-{n}");
-            access::charge_shard(&shared, &grant, part, dataset_rows, bytes.len() as u64)?;
-        }
-        Ok(bytes)
-    })
-    .await??;
+    let charged = !head && range.as_deref().is_none_or(|r| r.starts_with("bytes=0-"));
+    let grant = access::Grant {
+        subject,
+        agreement,
+        transfer,
+        expires: 0,
+    };
+    let form = if arrow {
+        access::ShardForm::ArrowIpc
+    } else {
+        access::ShardForm::Parquet
+    };
+    let access::ReleasedShard { shard, body } =
+        access::release_shard(&node.clone().into_inner(), &grant, n, form, charged).await?;
     let media = if arrow {
         "application/vnd.apache.arrow.stream"
     } else {
@@ -420,24 +408,6 @@ pub(super) fn byte_range(header: &str, len: usize) -> Option<(usize, usize)> {
         (a, b) => (a.parse().ok()?, b.parse::<usize>().ok()?.min(len - 1)),
     };
     (start <= end && start < len).then_some((start, end))
-}
-
-/// A shard's Parquet bytes as an Arrow IPC stream.
-fn parquet_to_ipc(bytes: &[u8]) -> Result<Vec<u8>, ApiError> {
-    use datafusion::arrow::record_batch::RecordBatchReader as _;
-    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(bytes))
-        .and_then(|b| b.build())
-        .map_err(ApiError::internal)?;
-    let schema = reader.schema();
-    let mut writer = StreamWriter::try_new(Vec::new(), &schema).map_err(ApiError::internal)?;
-    for batch in reader {
-        writer
-            .write(&batch.map_err(ApiError::internal)?)
-            .map_err(ApiError::internal)?;
-    }
-    writer.finish().map_err(ApiError::internal)?;
-    writer.into_inner().map_err(ApiError::internal)
 }
 
 /// What the data-plane endpoint of a transfer offers: links to the stream and the shard plan.

@@ -358,7 +358,7 @@ async fn head_lines(
     node: &web::Data<Node>,
     caller: &Caller,
     dataset: &str,
-) -> Result<(Manifest, String), DeltaError> {
+) -> Result<(std::sync::Arc<Manifest>, String), DeltaError> {
     let manifest =
         shard_manifest(node, &caller.subject, &caller.agreement, &caller.transfer).await?;
     let dir = node.dataplane.shard_dir(&caller.agreement);
@@ -558,7 +558,9 @@ pub async fn file(
         shared
             .contracts
             .permit(&params.sub, &agreement, &params.transfer)?;
-        let manifest = shards::read_manifest(&dir)
+        let manifest = shared
+            .dataplane
+            .manifest(&agreement)
             .ok_or_else(|| ApiError::not_found("the table's files are gone"))?;
         if n >= manifest.shards.len() {
             return Err(ApiError::not_found(format!("no file {n}")));

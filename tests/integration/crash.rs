@@ -133,10 +133,26 @@ fn contract_records(data_dir: &Path) -> HashMap<String, Json> {
     let predicate =
         oxigraph::model::NamedNodeRef::new_unchecked("https://w3id.org/agora/ns#record");
     let graph = oxigraph::model::NamedNodeRef::new_unchecked("urn:agora:contracts");
+    // An agreement's usage is kept apart from its record (it moves on every release) and
+    // wins over the record's own copy, as the node reads it.
+    let counters =
+        oxigraph::model::NamedNodeRef::new_unchecked("https://w3id.org/agora/ns#counters");
     for quad in store.quads_for_pattern(None, Some(predicate), None, Some(graph.into())) {
         let quad = quad.expect("quad");
         if let oxigraph::model::Term::Literal(literal) = quad.object {
-            let record: Json = serde_json::from_str(literal.value()).expect("record JSON");
+            let mut record: Json = serde_json::from_str(literal.value()).expect("record JSON");
+            let usage = store
+                .quads_for_pattern(
+                    Some(quad.subject.as_ref()),
+                    Some(counters),
+                    None,
+                    Some(graph.into()),
+                )
+                .next()
+                .map(|q| q.expect("quad").object);
+            if let Some(oxigraph::model::Term::Literal(usage)) = usage {
+                record["usage"] = serde_json::from_str(usage.value()).expect("usage JSON");
+            }
             if let Some(id) = record["id"].as_str() {
                 records.insert(id.to_owned(), record);
             }
