@@ -70,5 +70,7 @@ mod s3;
 mod sparql;
 #[path = "integration/sparql_protocol.rs"]
 mod sparql_protocol;
+#[path = "integration/tenancy.rs"]
+mod tenancy;
 #[path = "integration/ui.rs"]
 mod ui;

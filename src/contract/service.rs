@@ -2613,9 +2613,15 @@ impl Contracts {
         ))
     }
 
-    fn may_see_transfer(&self, principal: &Principal, record: &TransferRecord) -> bool {
+    /// Whether `principal` is the party the transfer runs for: its local requester or the
+    /// remote participant. Only they hold its data-plane token (the EDR).
+    fn runs_transfer_for(principal: &Principal, record: &TransferRecord) -> bool {
         let subject = Some(principal.subject.as_str());
-        record.participant.as_deref() == subject || record.requester.as_deref() == subject || {
+        record.participant.as_deref() == subject || record.requester.as_deref() == subject
+    }
+
+    fn may_see_transfer(&self, principal: &Principal, record: &TransferRecord) -> bool {
+        Self::runs_transfer_for(principal, record) || {
             record.side == Side::Provider
                 && self
                     .agreement(&record.agreement)
@@ -2757,17 +2763,22 @@ impl Contracts {
         }
     }
 
-    /// A transfer as its participants and the dataset's holder see it, with its events.
+    /// A transfer as its participants and the dataset's holder see it, with its events. The
+    /// holder sees its state and history but not its data address: the data-plane token in it
+    /// is the consumer's credential (matrix R19), and with it the holder could pull as them.
     pub fn transfer_view(
         &self,
         principal: &Principal,
         id: &str,
     ) -> Result<(TransferRecord, Vec<Event>)> {
-        let record = self.transfer(id)?;
+        let mut record = self.transfer(id)?;
         if !self.may_see_transfer(principal, &record) {
             return Err(ContractError::NotFound {
                 what: "transfer process".into(),
             });
+        }
+        if !Self::runs_transfer_for(principal, &record) {
+            record.data_address = None;
         }
         Ok((record, self.store.events(Kind::Transfer, id)?))
     }
@@ -2853,13 +2864,19 @@ impl Contracts {
             format!("{}: {note}", step.message()),
         )?;
         self.send_transfer(&record, path, &message);
+        if !Self::runs_transfer_for(principal, &record) {
+            // The holder acted on it; the data address stays the consumer's (see transfer_view).
+            record.data_address = None;
+        }
         Ok(record)
     }
 
-    /// A fresh data-plane token for a started transfer, after re-evaluating its agreement.
+    /// A fresh data-plane token for a started transfer, after re-evaluating its agreement: for
+    /// the party it runs for only. The dataset's holder, who may see the transfer, gets the
+    /// missing transfer's answer (matrix R19): a token would let them pull as the consumer.
     pub fn refresh_token(&self, principal: &Principal, id: &str) -> Result<Json> {
         let record = self.transfer(id)?;
-        if !self.may_see_transfer(principal, &record) || record.side != Side::Provider {
+        if !Self::runs_transfer_for(principal, &record) || record.side != Side::Provider {
             return Err(ContractError::NotFound {
                 what: "transfer process".into(),
             });

@@ -4,7 +4,8 @@ use super::auth::{Holder, MaybeCaller};
 use super::error::{ApiError, Problem};
 use super::negotiate::choose;
 use crate::catalog::{
-    CatalogError, ExportFormat, FACETS, Published, SearchQuery, SearchResults, serialize,
+    Catalog, CatalogError, ExportFormat, FACETS, Published, SearchQuery, SearchResults, Viewer,
+    serialize,
 };
 use crate::node::Node;
 use crate::rdf_input::RdfSyntax;
@@ -210,8 +211,12 @@ pub async fn replace(
     let syntax = upload_syntax(&request)?;
     let catalog = node.catalog.clone();
     let id = id.into_inner();
-    let published =
-        web::block(move || catalog.replace(&holder.0.subject, &id, &body, syntax)).await??;
+    let published = web::block(move || {
+        catalog
+            .replace(&holder.0.subject, &id, &body, syntax)
+            .map_err(|e| unseen_is_missing(&catalog, &holder, e))
+    })
+    .await??;
     Ok(HttpResponse::Ok().json(published))
 }
 
@@ -232,8 +237,28 @@ pub async fn remove(
 ) -> Result<HttpResponse, ApiError> {
     let catalog = node.catalog.clone();
     let id = id.into_inner();
-    web::block(move || catalog.delete(&holder.0.subject, &id)).await??;
+    web::block(move || {
+        catalog
+            .delete(&holder.0.subject, &id)
+            .map_err(|e| unseen_is_missing(&catalog, &holder, e))
+    })
+    .await??;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Another holder's refusal to change a dataset (`NotOwner`, 403) tells the caller it exists:
+/// fine for a dataset the catalogue shows them, a leak for one its access policy hides from
+/// them. For those the answer is the missing dataset's own 404 (matrix R19: indistinguishable
+/// from missing), so PUT and DELETE are no probe for hidden ids.
+fn unseen_is_missing(catalog: &Catalog, holder: &Holder, error: CatalogError) -> CatalogError {
+    let CatalogError::NotOwner { id } = error else {
+        return error;
+    };
+    match catalog.is_visible(&id, &Viewer::with_claims(holder.0.claims())) {
+        Ok(true) => CatalogError::NotOwner { id },
+        Ok(false) => CatalogError::NotFound { id },
+        Err(e) => e,
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

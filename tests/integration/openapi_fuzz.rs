@@ -20,7 +20,7 @@ const CHECKS: &str = "not_a_server_error,response_schema_conformance,content_typ
 /// The data-plane operations fuzzed with a real agreement and token.
 const DATA_PLANE: &str = "^/data/";
 
-fn schemathesis() -> Option<PathBuf> {
+pub(crate) fn schemathesis() -> Option<PathBuf> {
     let path = std::env::var_os("AGORA_SCHEMATHESIS")
         .map(PathBuf::from)
         .or_else(|| {
