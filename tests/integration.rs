@@ -54,6 +54,8 @@ mod hostile;
 mod hostile_data;
 #[path = "integration/matrix.rs"]
 mod matrix;
+#[path = "integration/matrix_quota.rs"]
+mod matrix_quota;
 #[path = "integration/matrix_sparql.rs"]
 mod matrix_sparql;
 #[path = "integration/openapi_fuzz.rs"]

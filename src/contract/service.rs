@@ -16,7 +16,7 @@ use super::agreed_policies::AgreedPolicies;
 use super::messages::{self, EventType, Message, Reason};
 use super::outbound::{self, AddressPolicy, Outbox};
 use super::state::{NegotiationState, NegotiationStep, Side, TransferState, TransferStep};
-use super::store::{ContractStore, Event, Kind};
+use super::store::{ContractStore, Event, Kind, quota_id};
 use super::{ContractError, Result};
 use crate::audit::{AuditLog, Record};
 use crate::catalog::DatasetSummary;
@@ -525,7 +525,7 @@ impl Contracts {
     }
 
     /// The agreement with its current usage: the counters a data-plane release moves are
-    /// written apart from the record ([`Contracts::save_usage`]) and win over the record's own.
+    /// written apart from the record ([`Contracts::add_usage`]) and win over the record's own.
     fn agreement(&self, id: &str) -> Result<AgreementRecord> {
         let mut record: AgreementRecord =
             self.store
@@ -539,10 +539,34 @@ impl Contracts {
         Ok(record)
     }
 
-    /// Writes the agreement's usage counters (the caller holds the store's lock).
-    fn save_usage(&self, record: &AgreementRecord) -> Result<()> {
+    /// What the agreement's participant has used of its dataset over all its agreements for
+    /// it. Budgets and counts are checked against this, not the agreement's own usage:
+    /// negotiating the same offer a thousand times (matrix R32) buys no more rows, bytes or
+    /// pulls than negotiating it once. `agreed_at` stays the agreement's own.
+    fn participant_usage(&self, record: &AgreementRecord) -> Result<Usage> {
+        let shared: Usage = self
+            .store
+            .counters(Kind::Quota, &quota_id(&record.assignee, &record.dataset))?
+            .unwrap_or_default();
+        Ok(Usage {
+            agreed_at: record.usage.agreed_at,
+            ..shared
+        })
+    }
+
+    /// Adds `change` to the agreement's usage and to its participant's usage of the dataset
+    /// (the caller holds the store's lock).
+    fn add_usage(&self, record: &mut AgreementRecord, change: UsageChange) -> Result<()> {
+        record.usage = change.applied_to(record.usage);
         self.store
-            .put_counters(Kind::Agreement, &record.id, &record.usage)
+            .put_counters(Kind::Agreement, &record.id, &record.usage)?;
+        let quota = quota_id(&record.assignee, &record.dataset);
+        let shared: Usage = self
+            .store
+            .counters(Kind::Quota, &quota)?
+            .unwrap_or_default();
+        self.store
+            .put_counters(Kind::Quota, &quota, &change.applied_to(shared))
     }
 
     fn event(
@@ -2201,14 +2225,19 @@ impl Contracts {
 
     /// Re-evaluates an agreement now: `Err` with the reason when it no longer permits use.
     fn still_permitted(&self, agreement: &AgreementRecord) -> std::result::Result<(), String> {
-        self.agreed_plan(agreement).map(|_| ())
+        let usage = self
+            .participant_usage(agreement)
+            .map_err(|e| e.to_string())?;
+        self.agreed_plan(agreement, usage).map(|_| ())
     }
 
-    /// Evaluates an agreement now: the enforcement plan it grants, or why it no longer permits
-    /// use. An agreement this node did not conclude (consumer side) has no plan here.
+    /// Evaluates an agreement now, with `usage` counted so far: the enforcement plan it
+    /// grants, or why it no longer permits use. An agreement this node did not conclude
+    /// (consumer side) has no plan here.
     fn agreed_plan(
         &self,
         agreement: &AgreementRecord,
+        usage: Usage,
     ) -> std::result::Result<Option<policy::EnforcementPlan>, String> {
         let Some(odrl) = &agreement.odrl else {
             return Ok(None);
@@ -2222,7 +2251,7 @@ impl Contracts {
         if let Ok(target) = NamedNode::new(&agreement.target) {
             request = request.with_target(target);
         }
-        request.usage = agreement.usage;
+        request.usage = usage;
         request.usage.agreed_at = DateTime::parse_from_rfc3339(&agreement.timestamp)
             .ok()
             .map(|t| t.with_timezone(&Utc));
@@ -3035,34 +3064,40 @@ impl Contracts {
                 running.state
             )));
         }
+        let used = self.participant_usage(&record)?;
         let mut plan = self
-            .agreed_plan(&record)
+            .agreed_plan(&record, used)
             .map_err(ContractError::Forbidden)?
             .ok_or_else(|| {
                 ContractError::Internal("an agreement of this node has no policy".into())
             })?;
+        let mut change = UsageChange::default();
         if let Some(budget) = plan.row_budget {
-            let left = budget.saturating_sub(record.usage.rows_released);
+            let left = budget.saturating_sub(used.rows_released);
             if left == 0 {
                 return Err(ContractError::Forbidden(format!(
-                    "the agreement's row budget of {budget} rows is used up"
+                    "the row budget of {budget} rows is used up (counted over all of \
+                     {}'s agreements for this dataset)",
+                    record.assignee
                 )));
             }
             plan.row_budget = Some(left);
             if access == Access::Stream {
-                record.usage.rows_released = budget;
+                change.rows = left;
             }
         }
         if let Some(budget) = plan.byte_budget
-            && record.usage.bytes_released >= budget
+            && used.bytes_released >= budget
         {
             return Err(ContractError::Forbidden(format!(
-                "the agreement's byte budget of {budget} bytes is used up"
+                "the byte budget of {budget} bytes is used up (counted over all of {}'s \
+                 agreements for this dataset)",
+                record.assignee
             )));
         }
         if access != Access::Read {
-            record.usage.pulls += 1;
-            self.save_usage(&record)?;
+            change.pulls = 1;
+            self.add_usage(&mut record, change)?;
         }
         Ok((record, plan))
     }
@@ -3076,13 +3111,42 @@ impl Contracts {
     pub fn settle(&self, agreement: &str, reserved: u64, rows: u64, bytes: u64) -> Result<()> {
         let _guard = self.store.lock();
         let mut record = self.agreement(agreement)?;
-        record.usage.rows_released = record
-            .usage
-            .rows_released
-            .saturating_sub(reserved)
-            .saturating_add(rows);
-        record.usage.bytes_released = record.usage.bytes_released.saturating_add(bytes);
-        self.save_usage(&record)
+        self.add_usage(
+            &mut record,
+            UsageChange {
+                given_back: reserved,
+                rows,
+                bytes,
+                ..UsageChange::default()
+            },
+        )
+    }
+}
+
+/// A change to usage counters, applied alike to an agreement's and to its participant's.
+#[derive(Debug, Clone, Copy, Default)]
+struct UsageChange {
+    /// Pulls made.
+    pulls: u64,
+    /// Rows of an earlier reservation given back.
+    given_back: u64,
+    /// Rows released (or reserved).
+    rows: u64,
+    /// Bytes released.
+    bytes: u64,
+}
+
+impl UsageChange {
+    fn applied_to(self, usage: Usage) -> Usage {
+        Usage {
+            pulls: usage.pulls.saturating_add(self.pulls),
+            rows_released: usage
+                .rows_released
+                .saturating_sub(self.given_back)
+                .saturating_add(self.rows),
+            bytes_released: usage.bytes_released.saturating_add(self.bytes),
+            ..usage
+        }
     }
 }
 

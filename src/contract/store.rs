@@ -29,6 +29,14 @@ pub enum Kind {
     Agreement,
     /// A transfer process, by this node's process id.
     Transfer,
+    /// A participant's usage of one dataset over all its agreements for it, by
+    /// [`quota_id`]: counters only.
+    Quota,
+}
+
+/// The id under which a participant's usage of a dataset is counted.
+pub fn quota_id(participant: &str, dataset: &str) -> String {
+    format!("{participant}\n{dataset}")
 }
 
 impl Kind {
@@ -37,6 +45,7 @@ impl Kind {
             Kind::Negotiation => "negotiation",
             Kind::Agreement => "agreement",
             Kind::Transfer => "transfer",
+            Kind::Quota => "quota",
         }
     }
 }
