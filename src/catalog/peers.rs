@@ -19,7 +19,7 @@ use crate::federation::AGORA_ETAG;
 use oxigraph::model::vocab::{rdf, xsd};
 use oxigraph::model::{
     Graph, GraphNameRef, Literal, NamedNode, NamedNodeRef, NamedOrBlankNode, NamedOrBlankNodeRef,
-    Quad, QuadRef, Term, TermRef,
+    Quad, QuadRef, Term, TermRef, Triple,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -81,24 +81,66 @@ pub struct PeerDataset {
 
 impl Catalog {
     /// Replaces the harvest of `peer` by `graph` (its datasets and its provenance, all with
-    /// the peer graph as their graph), in one transaction, and re-indexes the peer's datasets.
+    /// the peer graph as their graph), in one atomic write, and re-indexes the peer's datasets.
     /// Returns how many datasets the peer now has here.
+    ///
+    /// Only the difference with the stored harvest is written ([`Catalog::write_peer_graph`]):
+    /// with 20 peers of 10,000 datasets the store writes were the whole full crawl, one peer
+    /// after another under the writer lock (BENCHMARKS.md, "Federation").
     pub fn replace_peer(&self, peer: &str, graph: &Graph) -> Result<usize> {
         let name = peer_graph(peer);
+        // Derived from `graph` alone, so built before the writer lock is taken.
+        let summaries = summaries_of(peer, graph);
+        let count = summaries.len();
         let _guard = self.lock_writer()?;
         self.refuse_foreign(&name, graph)?;
         let old = self.peer_keys(name.as_ref())?;
-        let mut transaction = self.store.start_transaction()?;
-        transaction.clear_graph(name.as_ref())?;
-        for triple in graph.iter() {
-            transaction.insert(triple.in_graph(name.as_ref()));
-        }
-        transaction.commit()?;
+        self.write_peer_graph(name.as_ref(), graph)?;
         self.committed(super::Change::Peers);
-        let summaries = summaries_of(peer, graph);
-        let count = summaries.len();
         self.index.apply(&summaries, &old)?;
         Ok(count)
+    }
+
+    /// Makes the graph `name` hold exactly `graph`, atomically (readers see the old harvest or
+    /// the new one, never a mix), writing as little as it can. A graph the store does not hold
+    /// yet (a peer's first harvest) goes through the bulk loader: sorted files ingested at once,
+    /// several times faster than a transaction, which looks up every key it buffers and then
+    /// inserts each into the memtables in no order. A graph already held is diffed: one
+    /// transaction removes the statements that are no longer in `graph` and inserts the new
+    /// ones, so re-reading an unchanged catalogue writes only what changed (the harvest times).
+    /// The caller holds the writer lock, so nothing writes the graph between the read and the
+    /// write.
+    fn write_peer_graph(&self, name: NamedNodeRef<'_>, graph: &Graph) -> Result<()> {
+        let in_graph = GraphNameRef::from(name);
+        let mut stored = Graph::new();
+        for quad in self
+            .store
+            .quads_for_pattern(None, None, None, Some(in_graph))
+        {
+            stored.insert(&Triple::from(quad?));
+        }
+        if stored.is_empty() {
+            let mut loader = self.store.bulk_loader().with_num_threads(1);
+            loader.load_quads(graph.iter().map(|t| t.in_graph(in_graph).into_owned()))?;
+            loader.commit()?;
+            return Ok(());
+        }
+        let mut transaction = self.store.start_transaction()?;
+        // Removals first: a statement the store keeps in another form than it was given (an
+        // `xsd:nonNegativeInteger` read back as `xsd:integer`) is removed and inserted again,
+        // and the insert, coming last, wins.
+        for triple in stored.iter() {
+            if !graph.contains(triple) {
+                transaction.remove(triple.in_graph(in_graph));
+            }
+        }
+        for triple in graph.iter() {
+            if !stored.contains(triple) {
+                transaction.insert(triple.in_graph(in_graph));
+            }
+        }
+        transaction.commit()?;
+        Ok(())
     }
 
     /// Applies an incremental sync of `peer`: the datasets of `upserts` (their statements, with
@@ -438,5 +480,124 @@ fn harvest_time(graph: &Graph, subject: NamedOrBlankNodeRef<'_>) -> String {
     match graph.object_for_subject_predicate(subject, PROV_GENERATED_AT_TIME) {
         Some(TermRef::Literal(l)) => l.value().to_owned(),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{CatalogOptions, SearchQuery, Viewer};
+    use crate::rdf_input::InputLimits;
+    use oxigraph::model::BlankNode;
+    use std::sync::Arc;
+
+    const PEER: &str = "b";
+
+    fn catalog(dir: &std::path::Path) -> Catalog {
+        let options = CatalogOptions {
+            public_url: "http://node-a.example".into(),
+            limits: InputLimits {
+                max_bytes: 1 << 20,
+                max_json_depth: 32,
+                max_triples: 10_000,
+            },
+            allow_roots: Vec::new(),
+        };
+        Catalog::open(dir, options, Arc::new(crate::clock::SystemClock)).unwrap()
+    }
+
+    /// A peer graph as the crawler builds it: provenance, then each `(name, title)` dataset.
+    fn harvest(at: &str, datasets: &[(&str, &str)]) -> Graph {
+        let node = peer_graph(PEER);
+        let mut graph = Graph::new();
+        let time = || Literal::new_typed_literal(at, xsd::DATE_TIME);
+        graph.insert(&Triple::new(node.clone(), rdf::TYPE, DCAT_CATALOG));
+        graph.insert(&Triple::new(node.clone(), PROV_GENERATED_AT_TIME, time()));
+        for (name, title) in datasets {
+            let iri = NamedNode::new_unchecked(format!("http://node-b.example/datasets/{name}"));
+            graph.insert(&Triple::new(node.clone(), DCAT_DATASET_LINK, iri.clone()));
+            graph.insert(&Triple::new(iri.clone(), rdf::TYPE, DCAT_DATASET));
+            graph.insert(&Triple::new(
+                iri.clone(),
+                DCT_TITLE,
+                Literal::new_simple_literal(*title),
+            ));
+            graph.insert(&Triple::new(iri, PROV_GENERATED_AT_TIME, time()));
+        }
+        graph
+    }
+
+    fn stored(catalog: &Catalog) -> Graph {
+        let mut graph = Graph::new();
+        for quad in catalog.store.quads_for_pattern(
+            None,
+            None,
+            None,
+            Some(peer_graph(PEER).as_ref().into()),
+        ) {
+            graph.insert(&Triple::from(quad.unwrap()));
+        }
+        graph
+    }
+
+    fn found(catalog: &Catalog, text: &str) -> Vec<String> {
+        let query = SearchQuery {
+            text: text.into(),
+            filters: Vec::new(),
+            limit: 10,
+            offset: 0,
+        };
+        let results = catalog.search(&query, &Viewer::anonymous()).unwrap();
+        results.items.into_iter().map(|i| i.id).collect()
+    }
+
+    /// A first harvest (bulk-loaded) and a second one (diffed) each leave exactly the graph
+    /// they were given, and search follows both.
+    #[test]
+    fn a_full_harvest_leaves_exactly_the_new_graph_first_and_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = catalog(dir.path());
+        let first = harvest(
+            "2026-01-01T00:00:00Z",
+            &[("x", "Rivers"), ("y", "Lakes"), ("z", "Glaciers")],
+        );
+        assert_eq!(catalog.replace_peer(PEER, &first).unwrap(), 3);
+        assert_eq!(stored(&catalog), first);
+        assert_eq!(found(&catalog, "glaciers"), vec!["b:z".to_owned()]);
+
+        // Again a day later: x unchanged, y retitled, z gone, w new; and two statements the
+        // store keeps in another form or under another label than it was given.
+        let mut second = harvest(
+            "2026-01-02T00:00:00Z",
+            &[("x", "Rivers"), ("y", "Lakes and ponds"), ("w", "Wetlands")],
+        );
+        let x = NamedNode::new_unchecked("http://node-b.example/datasets/x");
+        let size = NamedNode::new_unchecked("http://www.w3.org/ns/dcat#byteSize");
+        let count = Literal::new_typed_literal("5", xsd::NON_NEGATIVE_INTEGER);
+        second.insert(&Triple::new(x.clone(), size.clone(), count));
+        let distribution = BlankNode::default();
+        second.insert(&Triple::new(x.clone(), DCAT_DISTRIBUTION, distribution));
+        assert_eq!(catalog.replace_peer(PEER, &second).unwrap(), 3);
+        let after = stored(&catalog);
+        assert_eq!(after.len(), second.len());
+        for triple in second.iter().filter(|t| t.predicate != size.as_ref()) {
+            assert!(after.contains(triple), "{triple} is missing");
+        }
+        let sizes: Vec<String> = after
+            .objects_for_subject_predicate(&x, &size)
+            .map(|o| match o {
+                TermRef::Literal(l) => l.value().to_owned(),
+                other => other.to_string(),
+            })
+            .collect();
+        assert_eq!(sizes, vec!["5".to_owned()]);
+        assert_eq!(found(&catalog, "glaciers"), Vec::<String>::new());
+        assert_eq!(found(&catalog, "ponds"), vec!["b:y".to_owned()]);
+        assert_eq!(found(&catalog, "wetlands"), vec!["b:w".to_owned()]);
+        assert_eq!(found(&catalog, "rivers"), vec!["b:x".to_owned()]);
+
+        // The same harvest once more writes nothing and changes nothing.
+        assert_eq!(catalog.replace_peer(PEER, &second).unwrap(), 3);
+        assert_eq!(stored(&catalog).len(), second.len());
     }
 }
