@@ -20,7 +20,7 @@
 //!   expired, or more than [`feed::MAX_CHANGES`] changes), a copy that disagrees with the
 //!   peer's digest after the changes, or a peer whose URL or participant changed. It takes a
 //!   fresh cursor first, then reads the DSP catalogue (`POST {url}/dsp/catalog/request`,
-//!   following `Link: rel="next"` pages) and replaces the peer's graph in one transaction
+//!   following `Link: rel="next"` pages) and replaces the peer's graph in one atomic write
 //!   ([`Catalog::replace_peer`]). Changes made while it reads come again in the next diff.
 //!
 //! Either way a dataset deleted or hidden on the peer is gone here after the next successful

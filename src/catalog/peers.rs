@@ -1,9 +1,10 @@
 //! Harvested catalogues of federation peers. Each peer's catalogue lives in one named graph of
 //! the public store, `urn:agora:peer:{peer}`, so a peer can only ever touch its own graph. A
-//! full harvest replaces the graph as a whole ([`Catalog::replace_peer`]); an incremental sync
+//! full harvest replaces the graph as a whole ([`Catalog::replace_peer`]: the bulk loader's one
+//! ingestion for a new graph, else one transaction writing the difference); an incremental sync
 //! replaces the statements of the datasets that changed and drops those that left the peer's
-//! view ([`Catalog::apply_peer_changes`]); either is one transaction, so readers never see half
-//! a harvest. A harvest listing a dataset IRI that the node or another peer already holds is
+//! view ([`Catalog::apply_peer_changes`], one transaction); either write is atomic, so readers
+//! never see half a harvest. A harvest listing a dataset IRI that the node or another peer already holds is
 //! refused as a whole (first holder wins): a peer cannot take over another node's datasets.
 //! The graph names itself as the subject of its provenance: the peer's id (`agora:origin`),
 //! its base URL (`prov:wasDerivedFrom`), its participant id and the time of the last sync
@@ -84,7 +85,7 @@ impl Catalog {
     /// the peer graph as their graph), in one atomic write, and re-indexes the peer's datasets.
     /// Returns how many datasets the peer now has here.
     ///
-    /// Only the difference with the stored harvest is written ([`Catalog::write_peer_graph`]):
+    /// Only the difference with the stored harvest is written (`write_peer_graph`):
     /// with 20 peers of 10,000 datasets the store writes were the whole full crawl, one peer
     /// after another under the writer lock (BENCHMARKS.md, "Federation").
     pub fn replace_peer(&self, peer: &str, graph: &Graph) -> Result<usize> {
