@@ -103,6 +103,16 @@ impl ExportCache {
         Some(entry.compressed.clone())
     }
 
+    /// Whether a current description of `id` in `format` is cached (no copy made).
+    pub(crate) fn holds(&self, id: &str, format: ExportFormat) -> bool {
+        self.get(id, format).is_some()
+    }
+
+    /// Whether the cache is nearly full: warming more would only evict what was warmed.
+    pub(crate) fn nearly_full(&self) -> bool {
+        self.bytes > self.budget - self.budget / 8
+    }
+
     /// Keeps `compressed`, the description of `id` read in generation `made_in`. Makes room by
     /// evicting arbitrary entries (the hash order), which for reads spread over a catalogue
     /// larger than the budget keeps the hit rate at budget / catalogue size.

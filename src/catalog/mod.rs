@@ -796,6 +796,56 @@ impl Catalog {
         Ok(bytes)
     }
 
+    /// Fills the export cache with the JSON-LD (the default representation) of local datasets
+    /// that are not cached: every dataset when `since` is `None`, else those written since
+    /// that generation (all of them when the journal no longer reaches back that far).
+    /// Answers the generation it covered, to pass as `since` next time. Stops early, with
+    /// `since` unchanged, when the cache is nearly full. Blocking.
+    ///
+    /// Why: a reader of a dataset nobody asked for since the node started (or since its last
+    /// write) otherwise waits for the store to describe it, which across a 100,000-dataset
+    /// catalogue read at random was most requests of the first minutes.
+    pub fn warm_exports(&self, since: Option<u64>) -> Option<u64> {
+        let (now, changed) = match since {
+            Some(generation) => self.local_changes_since(generation),
+            None => (self.generation(), None),
+        };
+        if since == Some(now) {
+            return since;
+        }
+        let ids = match changed {
+            Some(changed) => {
+                let mut ids: Vec<String> = changed.into_iter().collect();
+                ids.sort();
+                ids
+            }
+            None => match self.ids() {
+                Ok(ids) => ids,
+                Err(error) => {
+                    tracing::warn!(%error, "export cache warming: cannot list the datasets");
+                    return since;
+                }
+            },
+        };
+        const FORMAT: ExportFormat = ExportFormat::JsonLd;
+        for id in ids {
+            let lock = self.exports.lock();
+            let (held, full) = lock.as_ref().map_or((true, true), |cache| {
+                (cache.holds(&id, FORMAT), cache.nearly_full())
+            });
+            drop(lock);
+            if full {
+                // Readers fill what is left as they go; warming on would only evict.
+                return Some(now);
+            }
+            // A dataset deleted meanwhile is simply not described.
+            if !held && let Err(CatalogError::Internal(error)) = self.export(&id, FORMAT) {
+                tracing::warn!(%error, id, "export cache warming failed");
+            }
+        }
+        Some(now)
+    }
+
     /// The cached export of `id`, if still current. Cheap: no storage access.
     pub fn cached_export(&self, id: &str, format: ExportFormat) -> Option<Bytes> {
         let compressed = self.exports.lock().ok()?.get(id, format)?;
@@ -1588,6 +1638,75 @@ mod tests {
             .expect("insert");
         let back = store.iter().next().expect("one").expect("quad").object;
         assert_eq!(back, Term::from(literal));
+    }
+
+    /// The warmer describes every dataset once at start, then only those written since.
+    #[test]
+    fn warming_caches_every_dataset_then_only_the_written_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = CatalogOptions {
+            public_url: "http://node-a.example".into(),
+            limits: InputLimits {
+                max_bytes: 1 << 20,
+                max_json_depth: 32,
+                max_triples: 10_000,
+            },
+            allow_roots: Vec::new(),
+        };
+        let catalog = Catalog::open(
+            dir.path(),
+            options,
+            std::sync::Arc::new(crate::clock::SystemClock),
+        )
+        .unwrap();
+        let fixture = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/dataset.ttl"
+        ))
+        .unwrap();
+        let description = |i: usize| fixture.replace("grid-load-2024", &format!("grid-{i}"));
+        for i in 0..3 {
+            catalog
+                .publish(
+                    "holder",
+                    description(i).as_bytes(),
+                    RdfSyntax::Turtle,
+                    Some(&format!("d{i}")),
+                )
+                .unwrap();
+        }
+        let held = |id: &str| {
+            catalog
+                .exports
+                .lock()
+                .unwrap()
+                .holds(id, ExportFormat::JsonLd)
+        };
+        assert!(!held("d0"));
+        let covered = catalog.warm_exports(None);
+        assert_eq!(covered, Some(catalog.generation()));
+        assert!(["d0", "d1", "d2"].iter().all(|id| held(id)));
+
+        catalog
+            .replace("holder", "d1", description(1).as_bytes(), RdfSyntax::Turtle)
+            .unwrap();
+        assert!(
+            !held("d1") && held("d0"),
+            "a write drops only its own dataset"
+        );
+        assert_eq!(catalog.warm_exports(covered), Some(catalog.generation()));
+        assert!(held("d1"));
+        let warm = catalog.cached_export("d1", ExportFormat::JsonLd).unwrap();
+        let cold = serialize(
+            &catalog.describe("d1").unwrap(),
+            ExportFormat::JsonLd,
+            &catalog.context,
+        );
+        assert_eq!(
+            warm,
+            Bytes::from(cold),
+            "the warmed description is the current one"
+        );
     }
 
     #[test]

@@ -147,6 +147,29 @@ pub fn configure(config: &mut web::ServiceConfig) {
 
 /// Serves `node` on `listener` (and Arrow Flight on `flight`, if given) until SIGINT/SIGTERM,
 /// then drains in-flight requests.
+/// Keeps the export cache warm in a thread of its own at a lower scheduling priority (nice
+/// 10), so that readers of the catalogue get its datasets from memory and the warming yields
+/// the cores to requests: a full pass at start, then every second the datasets written since.
+fn start_export_warmer(node: std::sync::Arc<Node>) {
+    let spawned = std::thread::Builder::new()
+        .name("export-warmer".into())
+        .spawn(move || {
+            // SAFETY: setpriority(2) on this thread's own id; failing leaves the priority as is.
+            unsafe {
+                let thread = libc::gettid();
+                libc::setpriority(libc::PRIO_PROCESS, thread.unsigned_abs(), 10);
+            }
+            let mut covered = None;
+            loop {
+                covered = node.catalog.warm_exports(covered);
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "the export cache warmer did not start; reads fill it instead");
+    }
+}
+
 pub async fn serve(
     node: Node,
     listener: TcpListener,
@@ -202,6 +225,7 @@ pub async fn serve(
             }
         }
     });
+    start_export_warmer(node.clone().into_inner());
     node.federation.start()?;
     let served = HttpServer::new(move || {
         App::new()
