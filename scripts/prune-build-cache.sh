@@ -19,7 +19,8 @@ keep="${2:-3}"
 # The project's crates as rustc names their artifacts: the library, its unit-test binary, the
 # one integration-test binary, the benches and the fuzz crate with its targets.
 families=(agora libagora integration policy_decisions agora_fuzz libagora_fuzz
-  jwt rdf_ingest odrl sparql_request parquet_validate url_policy audit_verify)
+  jwt rdf_ingest odrl sparql_request parquet_validate url_policy audit_verify dcat_page
+  sparql_params)
 
 python3 - "$target_dir" "$keep" "${families[@]}" <<'PY'
 import os, re, shutil, sys
