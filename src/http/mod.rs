@@ -147,9 +147,15 @@ pub fn configure(config: &mut web::ServiceConfig) {
 
 /// Serves `node` on `listener` (and Arrow Flight on `flight`, if given) until SIGINT/SIGTERM,
 /// then drains in-flight requests.
+/// Seconds of steady writes after which the export warmer runs anyway.
+const WARMING_DEFERRED_AT_MOST: u32 = 30;
+
 /// Keeps the export cache warm in a thread of its own at a lower scheduling priority (nice
 /// 10), so that readers of the catalogue get its datasets from memory and the warming yields
 /// the cores to requests: a full pass at start, then every second the datasets written since.
+/// While the catalogue is being written every second (a bulk load), warming waits for a quiet
+/// second, up to [`WARMING_DEFERRED_AT_MOST`] rounds: it would compete with the writers for
+/// the cores and describe datasets a second time while their index entries settle.
 fn start_export_warmer(node: std::sync::Arc<Node>) {
     let spawned = std::thread::Builder::new()
         .name("export-warmer".into())
@@ -160,9 +166,17 @@ fn start_export_warmer(node: std::sync::Arc<Node>) {
                 libc::setpriority(libc::PRIO_PROCESS, thread.unsigned_abs(), 10);
             }
             let mut covered = None;
+            let (mut seen, mut deferred) = (node.catalog.generation(), 0);
             loop {
-                covered = node.catalog.warm_exports(covered);
                 std::thread::sleep(Duration::from_secs(1));
+                let generation = node.catalog.generation();
+                if generation != seen && deferred < WARMING_DEFERRED_AT_MOST {
+                    seen = generation;
+                    deferred += 1;
+                    continue;
+                }
+                (seen, deferred) = (generation, 0);
+                covered = node.catalog.warm_exports(covered);
             }
         });
     if let Err(error) = spawned {
