@@ -145,17 +145,17 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .configure(ui::configure);
 }
 
-/// Serves `node` on `listener` (and Arrow Flight on `flight`, if given) until SIGINT/SIGTERM,
-/// then drains in-flight requests.
+/// Seconds without a catalogue write the export warmer waits for before a round.
+const WARMING_QUIET_SECONDS: u32 = 3;
 /// Seconds of steady writes after which the export warmer runs anyway.
-const WARMING_DEFERRED_AT_MOST: u32 = 30;
+const WARMING_DEFERRED_AT_MOST: u32 = 60;
 
-/// Keeps the export cache warm in a thread of its own at a lower scheduling priority (nice
-/// 10), so that readers of the catalogue get its datasets from memory and the warming yields
-/// the cores to requests: a full pass at start, then every second the datasets written since.
-/// While the catalogue is being written every second (a bulk load), warming waits for a quiet
-/// second, up to [`WARMING_DEFERRED_AT_MOST`] rounds: it would compete with the writers for
-/// the cores and describe datasets a second time while their index entries settle.
+/// Keeps the export cache warm in a thread of its own at the lowest scheduling priority (nice
+/// 19), so that readers of the catalogue get its datasets from memory and the warming only
+/// takes cores nothing else wants: a full pass at start, then the datasets written since.
+/// A round waits for [`WARMING_QUIET_SECONDS`] without writes (up to
+/// [`WARMING_DEFERRED_AT_MOST`]): running alongside a 100,000-dataset bulk load it cut
+/// publishing from 1,000 to 692 datasets/s.
 fn start_export_warmer(node: std::sync::Arc<Node>) {
     let spawned = std::thread::Builder::new()
         .name("export-warmer".into())
@@ -163,19 +163,23 @@ fn start_export_warmer(node: std::sync::Arc<Node>) {
             // SAFETY: setpriority(2) on this thread's own id; failing leaves the priority as is.
             unsafe {
                 let thread = libc::gettid();
-                libc::setpriority(libc::PRIO_PROCESS, thread.unsigned_abs(), 10);
+                libc::setpriority(libc::PRIO_PROCESS, thread.unsigned_abs(), 19);
             }
             let mut covered = None;
-            let (mut seen, mut deferred) = (node.catalog.generation(), 0);
+            let (mut seen, mut quiet, mut waited) = (node.catalog.generation(), 0, 0);
             loop {
                 std::thread::sleep(Duration::from_secs(1));
                 let generation = node.catalog.generation();
-                if generation != seen && deferred < WARMING_DEFERRED_AT_MOST {
-                    seen = generation;
-                    deferred += 1;
+                (quiet, waited) = if generation == seen {
+                    (quiet + 1, waited + 1)
+                } else {
+                    (0, waited + 1)
+                };
+                seen = generation;
+                if quiet < WARMING_QUIET_SECONDS && waited < WARMING_DEFERRED_AT_MOST {
                     continue;
                 }
-                (seen, deferred) = (generation, 0);
+                waited = 0;
                 covered = node.catalog.warm_exports(covered);
             }
         });
@@ -184,6 +188,8 @@ fn start_export_warmer(node: std::sync::Arc<Node>) {
     }
 }
 
+/// Serves `node` on `listener` (and Arrow Flight on `flight`, if given) until SIGINT/SIGTERM,
+/// then drains in-flight requests.
 pub async fn serve(
     node: Node,
     listener: TcpListener,
