@@ -108,12 +108,23 @@ impl ContractStore {
 
     /// The record of `kind` with `id`, if there is one.
     pub fn get<T: DeserializeOwned>(&self, kind: Kind, id: &str) -> Result<Option<T>> {
+        self.read_json(kind, id, RECORD, "record")
+    }
+
+    /// The JSON object of `predicate` on the record of `kind` with `id`, if there is one.
+    fn read_json<T: DeserializeOwned>(
+        &self,
+        kind: Kind,
+        id: &str,
+        predicate: &str,
+        what: &str,
+    ) -> Result<Option<T>> {
         let subject = subject(kind, id);
         let found = self
             .store
             .quads_for_pattern(
                 Some(subject.as_ref().into()),
-                Some(NamedNodeRef::new_unchecked(RECORD)),
+                Some(NamedNodeRef::new_unchecked(predicate)),
                 None,
                 Some(graph()),
             )
@@ -123,7 +134,7 @@ impl ContractStore {
         match found.map(|q| q.object) {
             Some(Term::Literal(json)) => {
                 serde_json::from_str(json.value()).map(Some).map_err(|e| {
-                    ContractError::Internal(format!("unreadable {} record: {e}", kind.as_str()))
+                    ContractError::Internal(format!("unreadable {} {what}: {e}", kind.as_str()))
                 })
             }
             _ => Ok(None),
@@ -226,26 +237,7 @@ impl ContractStore {
     /// any were written. Counters move on every shard a training job fetches, and rewriting the
     /// whole record (kilobytes of policy and claims) for each was most of a fetch's store work.
     pub fn counters<T: DeserializeOwned>(&self, kind: Kind, id: &str) -> Result<Option<T>> {
-        let subject = subject(kind, id);
-        let found = self
-            .store
-            .quads_for_pattern(
-                Some(subject.as_ref().into()),
-                Some(NamedNodeRef::new_unchecked(COUNTERS)),
-                None,
-                Some(graph()),
-            )
-            .next()
-            .transpose()
-            .map_err(internal)?;
-        match found.map(|q| q.object) {
-            Some(Term::Literal(json)) => {
-                serde_json::from_str(json.value()).map(Some).map_err(|e| {
-                    ContractError::Internal(format!("unreadable {} counters: {e}", kind.as_str()))
-                })
-            }
-            _ => Ok(None),
-        }
+        self.read_json(kind, id, COUNTERS, "counters")
     }
 
     /// Replaces the counters of the record of `kind` with `id`, in one transaction. The caller
