@@ -169,7 +169,12 @@ class _Prefetcher:
             self.close()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Cancels the pieces not yet started and waits for the ones in flight (at most
+        ``depth``), so that no prefetch thread is still decoding with pyarrow once the consumer
+        has stopped: a loop that breaks early and then exits the interpreter otherwise raced
+        those threads at shutdown ("terminate called without an active exception", seen once
+        in CI after the node's shard fetches became four times faster)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class ShardStream:
