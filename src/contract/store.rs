@@ -183,32 +183,8 @@ impl ContractStore {
         event: Option<&Event>,
     ) -> Result<()> {
         let subject = subject(kind, id);
-        let json =
-            serde_json::to_string(record).map_err(|e| ContractError::Internal(e.to_string()))?;
-        let record_predicate = NamedNodeRef::new_unchecked(RECORD);
-        let old: Vec<Quad> = self
-            .store
-            .quads_for_pattern(
-                Some(subject.as_ref().into()),
-                Some(record_predicate),
-                None,
-                Some(graph()),
-            )
-            .collect::<std::result::Result<_, _>>()
-            .map_err(internal)?;
         let mut transaction = self.store.start_transaction().map_err(internal)?;
-        for quad in &old {
-            transaction.remove(quad.as_ref());
-        }
-        transaction.insert(
-            Quad::new(
-                subject.clone(),
-                record_predicate,
-                Literal::new_simple_literal(json),
-                graph(),
-            )
-            .as_ref(),
-        );
+        self.replace_json(&mut transaction, &subject, RECORD, record)?;
         let key_predicate = NamedNodeRef::new_unchecked(KEY);
         let id_key = Literal::new_simple_literal(format!("id|{id}"));
         transaction.insert(Quad::new(subject.clone(), key_predicate, id_key, graph()).as_ref());
@@ -243,10 +219,22 @@ impl ContractStore {
     /// Replaces the counters of the record of `kind` with `id`, in one transaction. The caller
     /// holds [`ContractStore::lock`].
     pub fn put_counters<T: Serialize>(&self, kind: Kind, id: &str, counters: &T) -> Result<()> {
-        let subject = subject(kind, id);
-        let predicate = NamedNodeRef::new_unchecked(COUNTERS);
+        let mut transaction = self.store.start_transaction().map_err(internal)?;
+        self.replace_json(&mut transaction, &subject(kind, id), COUNTERS, counters)?;
+        transaction.commit().map_err(internal)
+    }
+
+    /// In `transaction`, replaces the JSON object of `predicate` on `subject` by `value`.
+    fn replace_json<T: Serialize>(
+        &self,
+        transaction: &mut oxigraph::store::Transaction<'_>,
+        subject: &NamedNode,
+        predicate: &str,
+        value: &T,
+    ) -> Result<()> {
+        let predicate = NamedNodeRef::new_unchecked(predicate);
         let json =
-            serde_json::to_string(counters).map_err(|e| ContractError::Internal(e.to_string()))?;
+            serde_json::to_string(value).map_err(|e| ContractError::Internal(e.to_string()))?;
         let old: Vec<Quad> = self
             .store
             .quads_for_pattern(
@@ -257,20 +245,19 @@ impl ContractStore {
             )
             .collect::<std::result::Result<_, _>>()
             .map_err(internal)?;
-        let mut transaction = self.store.start_transaction().map_err(internal)?;
         for quad in &old {
             transaction.remove(quad.as_ref());
         }
         transaction.insert(
             Quad::new(
-                subject,
+                subject.clone(),
                 predicate,
                 Literal::new_simple_literal(json),
                 graph(),
             )
             .as_ref(),
         );
-        transaction.commit().map_err(internal)
+        Ok(())
     }
 
     /// The event log of a record, in order.
